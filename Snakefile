@@ -1,0 +1,24 @@
+# brats-unet: a reproducible benchmark of 2D and 3D U-Nets on BraTS-format MRI.
+# Run on the embedded synthetic default:   snakemake --cores 2
+# Run on real data:                        snakemake --cores 8 --config data_dir=/path/to/BraTS2020
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: workflow.source_path("config/config.yaml")
+
+
+validate(config, workflow.source_path("config/schema.yaml"))
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/preprocess.smk"
+
+
+rule all:
+    input:
+        "results/qc/subjects.tsv",
+        "results/split.json",
+    default_target: True

@@ -1,0 +1,24 @@
+"""Snakemake job: validate and preprocess one subject (an invalid one is recorded, not fatal)."""
+from pathlib import Path
+
+from brats_unet.logs import job_log
+from brats_unet.preprocessing import preprocess_to_folder
+from brats_unet.subjects import CONTRASTS, SubjectFiles
+
+with job_log(snakemake.log[0]) as log:
+    inputs = snakemake.input
+    files = SubjectFiles(
+        subject=snakemake.wildcards.subject,
+        images={c: Path(inputs[c]) for c in CONTRASTS},
+        label=Path(inputs["seg"]) if "seg" in inputs.keys() else None,
+    )
+    record = preprocess_to_folder(
+        files,
+        snakemake.output[0],
+        label_convention=snakemake.params.label_convention,
+        affine_atol_mm=snakemake.params.affine_atol_mm,
+    )
+    if record["status"] == "included":
+        log.info("%s: preprocessed into %s", files.subject, snakemake.output[0])
+    else:
+        log.warning("%s: excluded: %s: %s", files.subject, record["file"], record["problem"])

@@ -1,0 +1,17 @@
+"""Snakemake job: the patient-level train / validation / test split."""
+from brats_unet.io import write_json
+from brats_unet.logs import job_log
+from brats_unet.qc import included_subjects, read_qc_table
+from brats_unet.split import make_split
+
+with job_log(snakemake.log[0]) as log:
+    labelled, unlabelled = included_subjects(read_qc_table(snakemake.input[0]))
+    p = snakemake.params
+    split = make_split(
+        labelled, seed=p.seed, test_fraction=p.test_fraction,
+        validation_fraction=p.validation_fraction, n_folds=p.n_folds, fold=p.fold,
+        unlabelled=unlabelled,
+    )
+    write_json(split, snakemake.output[0])
+    log.info("train %d, validation %d, test %d, unlabelled %d", len(split["train"]),
+             len(split["validation"]), len(split["test"]), len(split["unlabelled"]))

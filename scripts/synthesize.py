@@ -1,0 +1,20 @@
+"""Snakemake job: write one synthetic BraTS-format subject."""
+import re
+from pathlib import Path
+
+from brats_unet.logs import job_log
+from brats_unet.synthetic import generate_case, write_case
+
+with job_log(snakemake.log[0]) as log:
+    subject = snakemake.wildcards.subject
+    index = int(re.search(r"(\d+)$", subject).group(1))
+    case = generate_case(
+        seed=snakemake.params.seed,
+        index=index,
+        shape=tuple(snakemake.params.shape),
+        spacing_mm=tuple(snakemake.params.spacing_mm),
+        no_et_probability=snakemake.params.no_et_probability,
+    )
+    written = write_case(case, Path(snakemake.output.flair).parent.parent, subject)
+    log.info("wrote %s (enhancing tumour: %s): %s", subject, case.has_enhancing,
+             ", ".join(str(p) for p in written.values()))

@@ -1,0 +1,83 @@
+"""The ``brats-unet`` command: entry points only parse arguments and call the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from brats_unet.synthetic import generate_dataset
+
+    names = generate_dataset(
+        args.out, n=args.n, seed=args.seed, shape=tuple(args.shape),
+        spacing_mm=tuple(args.spacing), no_et_probability=args.no_et_probability,
+        start_index=args.start_index,
+    )
+    print(f"wrote {len(names)} synthetic BraTS 2020-format subjects to {args.out}")
+    return 0
+
+
+def _qc(args: argparse.Namespace) -> int:
+    from brats_unet.preprocessing import qc_record
+    from brats_unet.qc import qc_table
+    from brats_unet.subjects import discover_subjects
+    from brats_unet.validation import InvalidSubject, load_subject
+
+    found = discover_subjects(args.data_dir)
+    records = [qc_record(p.subject, p) for p in found.excluded]
+    for files in found.subjects:
+        try:
+            load_subject(files, label_convention=args.label_convention,
+                         affine_atol_mm=args.affine_atol_mm)
+            records.append(qc_record(files.subject, has_label=files.has_label))
+        except InvalidSubject as err:
+            records.append(qc_record(files.subject, err.problem, has_label=files.has_label))
+    table = qc_table(records)
+    for note in found.ignored:
+        print(f"ignored: {note}", file=sys.stderr)
+    table.to_csv(args.out or sys.stdout, sep="\t", index=False)
+    n_bad = int((table["status"] == "excluded").sum())
+    print(f"{len(table) - n_bad} subjects valid, {n_bad} excluded", file=sys.stderr)
+    return 1 if n_bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brats-unet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    synth = sub.add_parser("synth", help="write synthetic BraTS 2020-format subjects")
+    synth.add_argument("out", type=Path, help="folder to write the subject folders into")
+    synth.add_argument("--n", type=int, default=10, help="number of subjects (default 10)")
+    synth.add_argument("--seed", type=int, default=2020, help="random seed (default 2020)")
+    synth.add_argument("--shape", type=int, nargs=3, default=(240, 240, 155),
+                       metavar=("I", "J", "K"), help="voxels per axis (default BraTS: 240 240 155)")
+    synth.add_argument("--spacing", type=float, nargs=3, default=(1.0, 1.0, 1.0),
+                       metavar=("SI", "SJ", "SK"), help="voxel size in mm (default 1 1 1)")
+    synth.add_argument("--no-et-probability", type=float, default=0.2,
+                       help="chance that a case has no enhancing tumour (default 0.2)")
+    synth.add_argument("--start-index", type=int, default=1,
+                       help="number of the first subject (default 1: BraTS20_Training_001)")
+    synth.set_defaults(func=_synth)
+
+    qc = sub.add_parser("qc", help="find and validate the subjects of a BraTS data folder")
+    qc.add_argument("data_dir", type=Path)
+    qc.add_argument("--label-convention", choices=("brats2020", "brats2021"), default="brats2020")
+    qc.add_argument("--affine-atol-mm", type=float, default=1e-3)
+    qc.add_argument("--out", type=Path, help="write the table here instead of standard output")
+    qc.set_defaults(func=_qc)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+        print(f"brats-unet {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Reading one subject's files and checking them before anything is computed.
+
+Every failure is an :class:`InvalidSubject` naming the subject, the file and
+what is wrong, so a QC table can say it in one line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from brats_unet.io import Geometry, geometry_of, read_nifti
+from brats_unet.labels import LABEL_SETS, check_convention, to_canonical
+from brats_unet.subjects import CONTRASTS, Problem, SubjectFiles
+
+
+class InvalidSubject(Exception):
+    """A subject that cannot be used, with the file and the reason."""
+
+    def __init__(self, subject: str, file: str | Path, problem: str):
+        self.problem = Problem(subject, Path(file).name if file else "", problem)
+        super().__init__(str(self.problem))
+
+
+@dataclass
+class LoadedSubject:
+    """The voxels of one subject, in the files' own axis order ``(i, j, k)``."""
+
+    subject: str
+    images: dict[str, np.ndarray]  # contrast -> float32 volume
+    label: np.ndarray | None  # canonical (BraTS 2020) labels, uint8
+    geometry: Geometry
+
+
+def _read(subject: str, path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+    try:
+        return read_nifti(path)
+    except FileNotFoundError:
+        raise InvalidSubject(subject, path, "file not found") from None
+    except nib.filebasedimages.ImageFileError as err:
+        raise InvalidSubject(subject, path, f"not a readable NIfTI file ({err})") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise InvalidSubject(
+            subject, path, f"corrupt or truncated gzip data ({type(err).__name__}: {err})"
+        ) from None
+    except Exception as err:  # nibabel raises many types for damaged files
+        raise InvalidSubject(
+            subject, path, f"cannot read voxels ({type(err).__name__}: {err})"
+        ) from None
+
+
+def _as_3d(subject: str, path: Path, voxels: np.ndarray, image: nib.Nifti1Image):
+    # A trailing singleton dimension (X, Y, Z, 1) is still one volume.
+    while voxels.ndim > 3 and voxels.shape[-1] == 1:
+        voxels = voxels[..., 0]
+    if voxels.ndim != 3:
+        raise InvalidSubject(
+            subject, path, f"expected a 3D volume, got {voxels.ndim}D of shape {tuple(image.shape)}"
+        )
+    geometry = geometry_of(image)
+    return voxels, Geometry(voxels.shape, geometry.affine, geometry.pixdim[:3])
+
+
+def _check_same_space(subject: str, path: Path, geometry: Geometry, reference: Geometry,
+                      reference_file: Path, affine_atol_mm: float) -> None:
+    if geometry.shape != reference.shape:
+        raise InvalidSubject(
+            subject, path,
+            f"shape {geometry.shape} differs from {reference_file.name}'s {reference.shape}",
+        )
+    diff = float(np.max(np.abs(geometry.affine - reference.affine)))
+    if diff > affine_atol_mm:
+        raise InvalidSubject(
+            subject, path,
+            f"affine differs from {reference_file.name}'s by up to {diff:.4g} "
+            f"(tolerance {affine_atol_mm:g})",
+        )
+
+
+def load_subject(files: SubjectFiles, *, label_convention: str = "brats2020",
+                 affine_atol_mm: float = 1e-3) -> LoadedSubject:
+    """Read and check a subject's four contrasts and label map.
+
+    Checks: each file readable and 3D; all in the space of the FLAIR (same
+    shape, affine within ``affine_atol_mm``); finite voxels; no contrast all
+    zero; labels integral and within the convention's set. An empty label map
+    is valid (no tumour).
+
+    Raises:
+        InvalidSubject: the first problem found.
+    """
+    check_convention(label_convention)
+    subject = files.subject
+    reference: Geometry | None = None
+    reference_file = files.images[CONTRASTS[0]]
+    images: dict[str, np.ndarray] = {}
+    for contrast in CONTRASTS:
+        path = files.images[contrast]
+        image, voxels = _read(subject, path)
+        voxels, geometry = _as_3d(subject, path, voxels, image)
+        if reference is None:
+            reference = geometry
+        else:
+            _check_same_space(subject, path, geometry, reference, reference_file, affine_atol_mm)
+        voxels = voxels.astype(np.float32, copy=False)
+        if not np.isfinite(voxels).all():
+            bad = int(np.size(voxels) - np.count_nonzero(np.isfinite(voxels)))
+            raise InvalidSubject(subject, path, f"{bad} voxels are NaN or infinite")
+        if not np.any(voxels):
+            raise InvalidSubject(subject, path, "contrast is empty (every voxel is 0)")
+        images[contrast] = voxels
+
+    label = None
+    if files.label is not None:
+        path = files.label
+        image, voxels = _read(subject, path)
+        voxels, geometry = _as_3d(subject, path, voxels, image)
+        _check_same_space(subject, path, geometry, reference, reference_file, affine_atol_mm)
+        label = _check_labels(subject, path, voxels, label_convention)
+    return LoadedSubject(subject, images, label, reference)
+
+
+def _check_labels(subject: str, path: Path, voxels: np.ndarray, convention: str) -> np.ndarray:
+    allowed = LABEL_SETS[convention]
+    if np.issubdtype(voxels.dtype, np.floating):
+        if not np.isfinite(voxels).all():
+            raise InvalidSubject(subject, path, "label map has NaN or infinite voxels")
+        if not np.array_equal(voxels, np.round(voxels)):
+            raise InvalidSubject(subject, path, "label map has non-integer values")
+    values = np.unique(voxels)
+    unexpected = sorted(int(v) for v in values if int(v) not in allowed)
+    if unexpected:
+        raise InvalidSubject(
+            subject, path,
+            f"labels {unexpected} are outside the {convention} set {sorted(allowed)}",
+        )
+    return to_canonical(voxels.astype(np.int64), convention)

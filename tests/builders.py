@@ -1,0 +1,50 @@
+"""Tiny BraTS-format subjects written by hand, so every expected value is known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from brats_unet.io import save_nifti
+from brats_unet.subjects import CONTRASTS
+
+#: A flipped, anisotropic affine like a real scanner's: voxel size 1.2 x 0.9 x 3 mm.
+AFFINE = np.array(
+    [[-1.2, 0.0, 0.0, 90.0],
+     [0.0, -0.9, 0.0, 120.0],
+     [0.0, 0.0, 3.0, -60.0],
+     [0.0, 0.0, 0.0, 1.0]]
+)
+SHAPE = (11, 13, 7)
+
+
+def tiny_volumes(seed: int = 0, shape=SHAPE):
+    """Four contrasts and a label map: a box-shaped brain with a 2x2x2 tumour."""
+    rng = np.random.default_rng(seed)
+    brain = np.zeros(shape, dtype=bool)
+    brain[2:9, 3:11, 1:6] = True
+    images = {}
+    for n, contrast in enumerate(CONTRASTS):
+        vol = np.zeros(shape, dtype=np.int16)
+        vol[brain] = rng.integers(100 * (n + 1), 200 * (n + 1), size=int(brain.sum()))
+        images[contrast] = vol
+    label = np.zeros(shape, dtype=np.uint8)
+    label[4:7, 5:8, 2:5] = 2
+    label[5, 6, 3] = 1
+    label[5:7, 6:8, 3:5][label[5:7, 6:8, 3:5] == 2] = 4
+    return images, label, brain
+
+
+def write_subject(root: Path, name: str, images=None, label=None, affine=AFFINE,
+                  suffix=".nii.gz", with_label=True) -> Path:
+    """Write one subject folder the BraTS way; returns the folder."""
+    if images is None:
+        images, default_label, _ = tiny_volumes()
+        label = default_label if label is None else label
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for contrast, vol in images.items():
+        save_nifti(vol, affine, folder / f"{name}_{contrast}{suffix}")
+    if with_label and label is not None:
+        save_nifti(label, affine, folder / f"{name}_seg{suffix}")
+    return folder

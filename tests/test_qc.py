@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import pytest
+
+from brats_unet.preprocessing import qc_record
+from brats_unet.qc import included_subjects, qc_table, read_qc_table, write_qc_table
+from brats_unet.subjects import Problem
+
+
+def test_table_round_trip_and_included_subjects(tmp_path: Path):
+    records = [
+        qc_record("B", has_label=True),
+        qc_record("A", Problem("A", "A_t1.nii.gz", "corrupt"), has_label=True),
+        qc_record("C", has_label=False),
+        qc_record("D", has_label=True),
+    ]
+    path = tmp_path / "qc" / "subjects.tsv"
+    write_qc_table(qc_table(records), path)
+    table = read_qc_table(path)
+    assert list(table["subject"]) == ["A", "B", "C", "D"]
+    assert table.loc[0, "problem"] == "corrupt" and table.loc[1, "problem"] == ""
+    assert included_subjects(table) == (["B", "D"], ["C"])
+
+
+def test_a_subject_twice_is_an_error():
+    with pytest.raises(ValueError, match="more than once"):
+        qc_table([qc_record("A", has_label=True), qc_record("A", has_label=True)])

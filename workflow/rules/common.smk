@@ -1,0 +1,56 @@
+# The subject table, computed once when the workflow is parsed, and input functions.
+from pathlib import Path
+
+from brats_unet.subjects import CONTRASTS, SUBJECT_PATTERN, SubjectFiles, discover_subjects
+from brats_unet.synthetic import subject_name
+
+SYNTHETIC_DIR = Path("data/synthetic")
+ENV = "../envs/brats-unet.yaml"
+
+
+def synthetic_subjects():
+    subjects = []
+    for index in range(1, config["synthetic"]["n_subjects"] + 1):
+        name = subject_name(index)
+        folder = SYNTHETIC_DIR / name
+        images = {c: folder / f"{name}_{c}.nii.gz" for c in CONTRASTS}
+        subjects.append(SubjectFiles(name, images, folder / f"{name}_seg.nii.gz"))
+    return subjects, []
+
+
+def real_subjects():
+    try:
+        found = discover_subjects(config["data_dir"])
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise WorkflowError(f"config data_dir: {err}") from None
+    for note in found.ignored:
+        logger.info(f"data_dir: ignored {note}")
+    if not found.subjects and not found.excluded:
+        raise WorkflowError(
+            f"config data_dir: no subject folders in {config['data_dir']!r} (expected folders "
+            "holding *_flair, *_t1, *_t1ce, *_t2 and optionally *_seg .nii[.gz] files)"
+        )
+    return found.subjects, found.excluded
+
+
+SUBJECTS, DISCOVERY_EXCLUDED = real_subjects() if config["data_dir"] else synthetic_subjects()
+SUBJECT_FILES = {s.subject: s for s in SUBJECTS}
+
+
+wildcard_constraints:
+    subject=SUBJECT_PATTERN,
+
+
+def subject_inputs(wildcards):
+    """The subject's files by role: flair, t1, t1ce, t2 and, if present, seg."""
+    files = SUBJECT_FILES[wildcards.subject]
+    inputs = {contrast: str(path) for contrast, path in files.images.items()}
+    if files.label is not None:
+        inputs["seg"] = str(files.label)
+    return inputs
+
+
+def discovery_exclusions():
+    return [
+        {"subject": p.subject, "file": p.file, "problem": p.problem} for p in DISCOVERY_EXCLUDED
+    ]

@@ -1,0 +1,55 @@
+# Per-subject validation and preprocessing, the QC table and the patient-level split.
+
+
+rule preprocess:
+    input:
+        unpack(subject_inputs),
+    output:
+        directory("results/preprocessed/{subject}"),
+    log:
+        "logs/preprocess/{subject}.log",
+    benchmark:
+        "benchmarks/preprocess/{subject}.tsv"
+    params:
+        label_convention=config["label_convention"],
+        affine_atol_mm=config["validation"]["affine_atol_mm"],
+    resources:
+        mem_mb=4000,
+    conda:
+        ENV
+    script:
+        "../../scripts/preprocess.py"
+
+
+rule qc_table:
+    input:
+        expand("results/preprocessed/{subject}", subject=sorted(SUBJECT_FILES)),
+    output:
+        report(
+            "results/qc/subjects.tsv",
+            caption="../report/qc.rst",
+            category="Quality control",
+        ),
+    log:
+        "logs/qc_table.log",
+    params:
+        discovery_exclusions=discovery_exclusions(),
+    conda:
+        ENV
+    script:
+        "../../scripts/qc_table.py"
+
+
+rule split:
+    input:
+        "results/qc/subjects.tsv",
+    output:
+        "results/split.json",
+    log:
+        "logs/split.log",
+    params:
+        **config["split"],
+    conda:
+        ENV
+    script:
+        "../../scripts/split.py"
