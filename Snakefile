@@ -1,7 +1,9 @@
 # brats-unet: a reproducible benchmark of 2D and 3D U-Nets on BraTS-format MRI.
 # Run on the embedded synthetic default:   snakemake --cores 2
 # Run on real data:                        snakemake --cores 8 --config data_dir=/path/to/BraTS2020
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from brats_unet.config import config_problems
 
 min_version("9.0")
 
@@ -9,7 +11,8 @@ min_version("9.0")
 configfile: workflow.source_path("config/config.yaml")
 
 
-validate(config, workflow.source_path("config/schema.yaml"))
+if problems := config_problems(config, workflow.source_path("config/schema.yaml")):
+    raise WorkflowError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 include: "workflow/rules/common.smk"

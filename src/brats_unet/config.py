@@ -1,0 +1,25 @@
+"""Checking the workflow's configuration against its JSON Schema (draft 2020-12)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+def config_problems(config: dict[str, Any], schema_path: str | os.PathLike) -> list[str]:
+    """One line per problem, ``key.path: what is wrong``; empty when the config is valid.
+
+    jsonschema's own messages are kept, but without the schema dump Snakemake's
+    ``validate`` prints, so a user sees the key and the mistake at once.
+    """
+    with open(schema_path) as handle:
+        schema = yaml.safe_load(handle)
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        where = ".".join(str(p) for p in error.absolute_path) or "config"
+        problems.append(f"{where}: {error.message}")
+    return problems

@@ -1,0 +1,115 @@
+"""The Snakemake DAG end to end on tiny synthetic subjects, deployed into a separate study folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from brats_unet.qc import read_qc_table
+from brats_unet.synthetic import generate_dataset
+
+pytestmark = pytest.mark.workflow
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+TINY = {
+    "synthetic": {"n_subjects": 4, "seed": 1, "shape": [40, 40, 28],
+                  "spacing_mm": [5.0, 5.0, 5.5], "no_et_probability": 0.25},
+}
+
+
+def snakemake(study: Path, *args: str, config: dict | None = None, check: bool = True):
+    cfg = study / "test-config.yaml"
+    cfg.write_text(yaml.safe_dump(config if config is not None else TINY))
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(study),
+           "--configfile", str(cfg), "--cores", "2", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=study,
+                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table."""
+    counts, in_table = {}, False
+    for line in output.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+        elif in_table and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+        elif in_table and counts and not parts:
+            break
+    return counts
+
+
+def test_dry_run_lists_one_preprocessing_job_per_subject(tmp_path: Path):
+    result = snakemake(tmp_path, "-n")
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["synthesize_subject"] == 4
+    assert counts["preprocess"] == 4
+    assert counts["qc_table"] == 1 and counts["split"] == 1
+
+
+def test_synthetic_default_runs_end_to_end_and_then_has_nothing_to_do(tmp_path: Path):
+    snakemake(tmp_path)
+    table = read_qc_table(tmp_path / "results/qc/subjects.tsv")
+    assert list(table["status"]) == ["included"] * 4
+    split = json.loads((tmp_path / "results/split.json").read_text())
+    assert sorted(split["train"] + split["validation"] + split["test"]) == list(table["subject"])
+    for subject in table["subject"]:
+        assert (tmp_path / "results/preprocessed" / subject / "image.npy").exists()
+        assert (tmp_path / "logs/preprocess" / f"{subject}.log").exists()
+    rerun = snakemake(tmp_path, "-n")
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def test_real_data_folder_with_bad_subjects_yields_a_qc_table(tmp_path: Path):
+    data = tmp_path / "BraTS2020"
+    names = generate_dataset(data, n=5, seed=3, shape=(40, 40, 28), spacing_mm=(5.0, 5.0, 5.5))
+    (data / names[1] / f"{names[1]}_t1ce.nii.gz").unlink()  # missing contrast
+    corrupt = data / names[3] / f"{names[3]}_flair.nii.gz"
+    corrupt.write_bytes(corrupt.read_bytes()[:300])  # truncated gzip
+    (data / "name_mapping.csv").write_text("BraTS_2020_subject_ID\n")
+    study = tmp_path / "study"
+    study.mkdir()
+    snakemake(study, config={"data_dir": str(data)})
+    table = read_qc_table(study / "results/qc/subjects.tsv").set_index("subject")
+    assert table.loc[names[1], "status"] == "excluded"
+    assert "missing contrast t1ce" in table.loc[names[1], "problem"]
+    assert table.loc[names[3], "status"] == "excluded"
+    assert table.loc[names[3], "file"] == f"{names[3]}_flair.nii.gz"
+    assert "truncated" in table.loc[names[3], "problem"]
+    good = [names[0], names[2], names[4]]
+    assert list(table.loc[good, "status"]) == ["included"] * 3
+    split = json.loads((study / "results/split.json").read_text())
+    assert sorted(split["train"] + split["validation"] + split["test"]) == good
+    assert not (study / "results/preprocessed" / names[3] / "image.npy").exists()
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"data_dir": "/nonexistent/brats"}, "does not exist"),
+        ({"unknown_key": 1}, "unknown_key"),
+        ({"split": {"seed": "forty-two"}}, "forty-two"),
+        ({"label_convention": "brats2019"}, "brats2019"),
+    ],
+)
+def test_config_mistakes_stop_before_any_job(tmp_path: Path, config, message):
+    result = snakemake(tmp_path, "-n", config=config, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run([str(SNAKEMAKE), "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout
