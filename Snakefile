@@ -18,10 +18,12 @@ if problems := config_problems(config, workflow.source_path("config/schema.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
     input:
         "results/qc/subjects.tsv",
         "results/split.json",
+        expand("results/models/{model}.keras", model=config["model_names"]),
     default_target: True

@@ -54,3 +54,7 @@ def discovery_exclusions():
     return [
         {"subject": p.subject, "file": p.file, "problem": p.problem} for p in DISCOVERY_EXCLUDED
     ]
+
+
+wildcard_constraints:
+    model="|".join(config["model_names"]),

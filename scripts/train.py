@@ -1,0 +1,27 @@
+"""Snakemake job: train one model on the training subjects, choosing its checkpoint on validation."""
+import os
+
+os.environ["KERAS_BACKEND"] = snakemake.params.backend  # before Keras is imported
+
+from pathlib import Path  # noqa: E402
+
+from brats_unet.io import read_json  # noqa: E402
+from brats_unet.logs import job_log  # noqa: E402
+from brats_unet.training import settings_for, train_model  # noqa: E402
+
+with job_log(snakemake.log[0]) as log:
+    model = snakemake.wildcards.model
+    split = read_json(snakemake.input.split)
+    cases = {Path(folder).name: Path(folder) for folder in snakemake.input.cases}
+    summary = train_model(
+        model,
+        settings_for(model, snakemake.params.training, snakemake.params.model),
+        train_dirs=[cases[s] for s in split["train"]],
+        validation_dirs=[cases[s] for s in split["validation"]],
+        weights_path=Path(snakemake.output.weights),
+        history_path=Path(snakemake.output.history),
+        summary_path=Path(snakemake.output.summary),
+        state_dir=Path(snakemake.params.state_dir),
+    )
+    log.info("%s: best epoch %d, validation Dice %s, %.0f s", model, summary["best_epoch"],
+             summary["best_val_dice"], summary["training_seconds_total"])

@@ -1,0 +1,371 @@
+"""Training and validation batches from preprocessed cases, as Keras PyDatasets.
+
+A preprocessed case is a folder holding ``image.npy`` (float32
+``(Z, Y, X, 4)``: axial axis first, channels flair, t1, t1ce, t2, z-scored in
+the brain and 0 outside), ``label.npy`` (uint8 ``(Z, Y, X)``, canonical BraTS
+2020 labels) and ``properties.json`` (geometry, not read here).
+
+Batches are ``(x, y)``: ``x`` float32 ``(B, Z, Y, X, 4)`` (3D) or
+``(B, Y, X, 4)`` (2D axial slices), ``y`` float32 region masks with the same
+spatial shape and 3 channels (WT, TC, ET, see :func:`brats_unet.labels.region_masks`).
+
+Determinism: sample ``j`` of batch ``i`` in epoch ``e`` is drawn from
+``np.random.default_rng([seed, e, i, j])`` and nothing else, so threads,
+worker processes and a resumed run all see the same data. ``on_epoch_end``
+advances the epoch, but Keras' ``fit`` also calls it outside epochs, a number
+of times that depends on the back end and on whether the model was built; so
+in ``fit`` pass ``callbacks=[SyncEpoch(dataset)]``, which sets the epoch to
+Keras' own epoch number (``initial_epoch`` included) before each epoch. The
+order in which Keras asks for batches does not matter, only their indices;
+``fit(shuffle=False)`` also keeps that order fixed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from brats_unet.labels import region_masks
+
+IMAGE_FILE = "image.npy"
+LABEL_FILE = "label.npy"
+N_CHANNELS = 4
+#: At most this many tumour voxels per case are kept as candidate patch centres.
+MAX_TUMOUR_VOXELS = 20_000
+#: Augmentation ranges: per-channel intensity scale and shift (z-score units).
+INTENSITY_SCALE = (0.9, 1.1)
+INTENSITY_SHIFT = (-0.1, 0.1)
+
+
+def open_case(case_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Memory-map a case's ``(image (Z, Y, X, 4) float32, label (Z, Y, X) uint8)``.
+
+    Nothing is read until indexed. Raises ValueError on inconsistent shapes.
+    """
+    case_dir = Path(case_dir)
+    image = np.load(case_dir / IMAGE_FILE, mmap_mode="r")
+    label = np.load(case_dir / LABEL_FILE, mmap_mode="r")
+    if image.ndim != 4 or image.shape[-1] != N_CHANNELS or label.shape != image.shape[:3]:
+        raise ValueError(
+            f"{case_dir}: expected image (Z, Y, X, {N_CHANNELS}) and label (Z, Y, X), "
+            f"got {image.shape} and {label.shape}"
+        )
+    return image, label
+
+
+def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndarray:
+    """``array[start : start + size]`` on the leading axes, zero-filled outside the array.
+
+    ``start`` may be negative or run past the end: that is how cases smaller
+    than the patch get padded (with 0, i.e. background and label 0). Only the
+    overlap is read, so memory-mapped volumes stay mostly on disk.
+    """
+    out = np.zeros(tuple(size) + array.shape[len(size) :], dtype=array.dtype)
+    src, dst = [], []
+    for s, n, dim in zip(start, size, array.shape):
+        lo, hi = max(s, 0), min(s + n, dim)
+        if hi <= lo:
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - s, hi - s))
+    out[tuple(dst)] = array[tuple(src)]
+    return out
+
+
+def read_patch(case_dir: str | Path, start, size) -> tuple[np.ndarray, np.ndarray]:
+    """``(x (*size, 4) float32, y (*size, 3) float32 WT/TC/ET masks)`` of a case at ``start``.
+
+    ``start`` and ``size`` are ``(z, y, x)`` voxels; see :func:`crop` for out-of-bounds.
+    """
+    image, label = open_case(case_dir)
+    x = crop(image, start, size).astype(np.float32, copy=False)
+    y = region_masks(crop(label, start, size)).astype(np.float32)
+    return x, y
+
+
+def _start_range(dim: int, size: int) -> tuple[int, int]:
+    """Inclusive bounds of a patch start along one axis.
+
+    A patch larger than the case may sit anywhere that still covers it whole.
+    """
+    return min(0, dim - size), max(0, dim - size)
+
+
+def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, flip_axes):
+    """Random flips (same for image and masks) and per-channel intensity scale/shift."""
+    for axis in flip_axes:
+        if rng.random() < 0.5:
+            x = np.flip(x, axis)
+            y = np.flip(y, axis)
+    scale = rng.uniform(*INTENSITY_SCALE, size=x.shape[-1]).astype(np.float32)
+    shift = rng.uniform(*INTENSITY_SHIFT, size=x.shape[-1]).astype(np.float32)
+    # Outside the brain stays exactly 0, as at inference.
+    brain = np.any(x != 0, axis=-1, keepdims=True)
+    x = np.where(brain, x * scale + shift, np.float32(0))
+    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+
+
+class _Case:
+    """What sampling needs to know about a case, gathered once."""
+
+    def __init__(self, case_dir: str | Path, max_tumour_voxels: int):
+        self.case_dir = Path(case_dir)
+        _, label = open_case(self.case_dir)
+        self.shape = label.shape
+        tumour = np.flatnonzero(np.asarray(label))
+        # An even stride keeps the centres spread over the tumour, without randomness.
+        step = max(1, math.ceil(tumour.size / max_tumour_voxels))
+        # int32 halves what worker processes receive; flat indices of MRI volumes fit.
+        dtype = np.int32 if label.size < 2**31 else np.int64
+        self.tumour_voxels = tumour[::step].astype(dtype)
+
+    def tumour_centre(self, rng: np.random.Generator) -> tuple[int, ...]:
+        flat = self.tumour_voxels[rng.integers(self.tumour_voxels.size)]
+        return tuple(int(i) for i in np.unravel_index(flat, self.shape))
+
+
+class PatchDataset(keras.utils.PyDataset):
+    """Random 3D training patches, a share of them centred on tumour.
+
+    Args:
+        case_dirs: preprocessed case folders; their order is part of the seed.
+        patch_size: ``(Z, Y, X)`` voxels.
+        batch_size: patches per batch.
+        steps_per_epoch: batches per epoch (``len(dataset)``).
+        tumour_fraction: probability that a patch is centred on a random
+            tumour (WT) voxel of its case (cases without tumour fall back to
+            a uniform patch); otherwise the patch position is uniform.
+        augment: random flips along each spatial axis and per-channel
+            intensity scale and shift inside the brain.
+        seed: base seed; batch ``i`` of epoch ``e`` depends only on
+            ``(seed, e, i)``.
+        initial_epoch: epoch before any :meth:`on_epoch_end` (under ``fit``
+            :class:`SyncEpoch` takes care of it).
+        max_tumour_voxels: tumour voxels kept per case as patch centres.
+        **pydataset_kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``.
+
+    Cases are drawn uniformly. Each is memory-mapped anew per patch (cheap),
+    so the dataset holds no open files and pickles small for worker processes.
+    """
+
+    def __init__(
+        self,
+        case_dirs: Sequence[str | Path],
+        *,
+        patch_size: Sequence[int],
+        batch_size: int,
+        steps_per_epoch: int,
+        tumour_fraction: float = 0.5,
+        augment: bool = True,
+        seed: int = 0,
+        initial_epoch: int = 0,
+        max_tumour_voxels: int = MAX_TUMOUR_VOXELS,
+        **pydataset_kwargs,
+    ):
+        super().__init__(**pydataset_kwargs)
+        if not case_dirs:
+            raise ValueError("no cases given")
+        if len(patch_size) != 3:
+            raise ValueError(f"patch_size must be (Z, Y, X), got {patch_size}")
+        if not 0.0 <= tumour_fraction <= 1.0:
+            raise ValueError(f"tumour_fraction must be in [0, 1], got {tumour_fraction}")
+        self.patch_size = tuple(int(s) for s in patch_size)
+        self.batch_size = int(batch_size)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.tumour_fraction = float(tumour_fraction)
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = int(initial_epoch)
+        self.cases = [_Case(d, max_tumour_voxels) for d in case_dirs]
+        self._flip_axes = (0, 1, 2)
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        # One stream per sample: a sample's position does not depend on
+        # whether earlier samples drew augmentation parameters.
+        pairs = [
+            self._sample(np.random.default_rng([self.seed, self.epoch, int(index), j]))
+            for j in range(self.batch_size)
+        ]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+    def _sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        case = self.cases[rng.integers(len(self.cases))]
+        bounds = [_start_range(d, s) for d, s in zip(case.shape, self.patch_size)]
+        if rng.random() < self.tumour_fraction and case.tumour_voxels.size:
+            centre = case.tumour_centre(rng)
+            start = [
+                int(np.clip(c - s // 2, lo, hi))
+                for c, s, (lo, hi) in zip(centre, self.patch_size, bounds)
+            ]
+        else:
+            start = [int(rng.integers(lo, hi + 1)) for lo, hi in bounds]
+        x, y = read_patch(case.case_dir, start, self.patch_size)
+        if self.augment:
+            x, y = _augment(x, y, rng, self._flip_axes)
+        return x, y
+
+
+class SyncEpoch(keras.callbacks.Callback):
+    """Sets ``dataset.epoch`` to Keras' epoch number at the start of each epoch.
+
+    Runs before Keras starts the epoch's workers, so they see the new value.
+    """
+
+    def __init__(self, *datasets: PatchDataset):
+        super().__init__()
+        self.datasets = datasets
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        for dataset in self.datasets:
+            dataset.epoch = epoch
+
+
+class SliceDataset(PatchDataset):
+    """Random 2D axial training slices: a :class:`PatchDataset` of ``(1, Y, X)`` patches.
+
+    ``tumour_fraction`` of the slices are drawn through a random tumour voxel
+    (so slices with more tumour come up more often) and cropped in plane
+    around it; the rest are uniform. ``slice_size=(Y, X)`` crops or pads every
+    slice to a common size; None keeps whole slices, which requires all
+    cases to share ``(Y, X)``. Flips are in plane only. Other arguments as
+    for :class:`PatchDataset`. Batches: ``x (B, Y, X, 4)``, ``y (B, Y, X, 3)``.
+    """
+
+    def __init__(
+        self,
+        case_dirs: Sequence[str | Path],
+        *,
+        batch_size: int,
+        steps_per_epoch: int,
+        slice_size: Sequence[int] | None = None,
+        tumour_fraction: float = 0.5,
+        augment: bool = True,
+        seed: int = 0,
+        **kwargs,
+    ):
+        if slice_size is None:
+            slice_size = _common_slice_size(case_dirs)
+        super().__init__(
+            case_dirs,
+            patch_size=(1, *slice_size),
+            batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch,
+            tumour_fraction=tumour_fraction,
+            augment=augment,
+            seed=seed,
+            **kwargs,
+        )
+        self._flip_axes = (1, 2)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = super().__getitem__(index)
+        return x[:, 0], y[:, 0]
+
+
+def _common_slice_size(case_dirs) -> tuple[int, int]:
+    sizes = {open_case(d)[1].shape[1:] for d in case_dirs}
+    if len(sizes) != 1:
+        raise ValueError(f"cases differ in slice size {sorted(sizes)}; pass slice_size")
+    return sizes.pop()
+
+
+class ValidationData(keras.utils.PyDataset):
+    """A fixed, bounded validation set for per-epoch Dice; no randomness.
+
+    3D (``spatial_dims=3``, ``patch_size=(Z, Y, X)``): one patch per case,
+    centred on the centre of the tumour's bounding box (the volume centre
+    when a case has no tumour).
+
+    2D (``spatial_dims=2``, ``patch_size=(Y, X)`` or None for whole slices):
+    every axial slice with tumour plus ``background_slices`` evenly spaced
+    slices without, per case; each slice is cropped or padded around the
+    in-plane centre of the case's tumour bounding box (or of the slice).
+
+    Patches are ordered case by case; the last batch may be smaller.
+    ``**pydataset_kwargs`` as for :class:`PatchDataset`.
+    """
+
+    def __init__(
+        self,
+        case_dirs: Sequence[str | Path],
+        *,
+        spatial_dims: int = 3,
+        patch_size: Sequence[int] | None = None,
+        batch_size: int = 1,
+        background_slices: int = 4,
+        **pydataset_kwargs,
+    ):
+        super().__init__(**pydataset_kwargs)
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if spatial_dims == 3 and (patch_size is None or len(patch_size) != 3):
+            raise ValueError(f"3D validation needs patch_size (Z, Y, X), got {patch_size}")
+        if spatial_dims == 2:
+            size = _common_slice_size(case_dirs) if patch_size is None else patch_size
+            patch_size = (1, *size)
+        self.spatial_dims = spatial_dims
+        self.patch_size = tuple(int(s) for s in patch_size)
+        self.batch_size = int(batch_size)
+        self.case_dirs = [Path(d) for d in case_dirs]
+        # (case index, patch start); built once, read in order.
+        self.items: list[tuple[int, tuple[int, ...]]] = []
+        for i, case_dir in enumerate(self.case_dirs):
+            label = np.asarray(open_case(case_dir)[1])
+            self.items += [(i, s) for s in self._starts(label, background_slices)]
+
+    def _starts(self, label: np.ndarray, background_slices: int) -> list[tuple[int, ...]]:
+        tumour = np.argwhere(label > 0)
+        if tumour.size:
+            centre = (tumour.min(axis=0) + tumour.max(axis=0)) // 2
+        else:
+            centre = np.array(label.shape) // 2
+        bounds = [_start_range(d, s) for d, s in zip(label.shape, self.patch_size)]
+        start = [
+            int(np.clip(c - s // 2, lo, hi))
+            for c, s, (lo, hi) in zip(centre, self.patch_size, bounds)
+        ]
+        if self.spatial_dims == 3:
+            return [tuple(start)]
+        has_tumour = np.any(label > 0, axis=(1, 2))
+        others = np.flatnonzero(~has_tumour)
+        pick = np.linspace(0, others.size - 1, min(background_slices, others.size))
+        zs = sorted([*np.flatnonzero(has_tumour), *others[pick.round().astype(int)]])
+        return [(int(z), start[1], start[2]) for z in zs]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.items) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        items = self.items[index * self.batch_size : (index + 1) * self.batch_size]
+        if not items:
+            raise IndexError(index)
+        pairs = [read_patch(self.case_dirs[i], start, self.patch_size) for i, start in items]
+        x, y = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        if self.spatial_dims == 2:
+            x, y = x[:, 0], y[:, 0]
+        return x, y
+
+
+def loader_throughput(dataset: keras.utils.PyDataset, n_batches: int) -> float:
+    """Samples per second of ``dataset[i]`` for ``i < n_batches``, read in this thread.
+
+    Measures one worker's rate (Keras' ``workers`` multiply it, up to the
+    core count); indices wrap around ``len(dataset)``.
+    """
+    n_samples = 0
+    start = time.perf_counter()
+    for i in range(n_batches):
+        x, _ = dataset[i % len(dataset)]
+        n_samples += x.shape[0]
+    return n_samples / (time.perf_counter() - start)

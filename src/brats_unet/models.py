@@ -1,0 +1,244 @@
+"""U-Nets for BraTS region segmentation, 2D and 3D from one class.
+
+Tensors are channels last: ``(batch, [z,] y, x, channel)``. Inputs carry the
+four modalities (flair, t1, t1ce, t2); outputs carry one sigmoid probability
+per region in the order of :data:`brats_unet.labels.REGIONS` (WT, TC, ET).
+Regions overlap (ET within TC within WT), hence sigmoid rather than softmax.
+
+Only ``keras``, ``keras.layers`` and ``keras.ops`` are used, so the models run
+on Keras' TensorFlow and PyTorch back ends alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+NORMS = ("batch", "instance", "none")
+#: Names accepted by :func:`build_model`.
+MODEL_NAMES = ("unet2d", "unet3d", "resunet3d")
+# Each variant is a delta on UNet's defaults.
+_VARIANTS: dict[str, dict] = {
+    "unet2d": {"spatial_dims": 2},
+    "unet3d": {"spatial_dims": 3},
+    "resunet3d": {"spatial_dims": 3, "residual": True},
+}
+
+
+class _ConvBlock:
+    """Two 3x3(x3) convolutions, each followed by norm and LeakyReLU.
+
+    The first convolution has stride ``strides``; 2 halves the resolution
+    (strided convolution rather than max-pooling: TensorFlow has no float16
+    MaxPool3D kernel on CPU, and nnU-Net downsamples this way too). With
+    ``residual`` the input is added back before the last activation, through
+    a strided 1x1 projection when the shape changes. A plain holder
+    of Keras layers (not a Layer) so the saved graph uses built-in layers only.
+    """
+
+    def __init__(self, spatial_dims, in_channels, filters, *, strides=1, residual, norm, dropout, name):
+        conv = (layers.Conv2D, layers.Conv3D)[spatial_dims - 2]
+        # A bias before a normalisation's own shift is redundant.
+        use_bias = norm == "none"
+        self.residual = residual
+        self.convs = [
+            conv(filters, 3, strides=s, padding="same", use_bias=use_bias, name=f"{name}_conv{i}")
+            for i, s in ((1, strides), (2, 1))
+        ]
+        self.norms = [_norm(norm, f"{name}_norm{i}") for i in (1, 2)]
+        self.acts = [layers.LeakyReLU(0.01, name=f"{name}_act{i}") for i in (1, 2)]
+        self.dropout = None
+        if dropout > 0:
+            dropout_cls = (layers.SpatialDropout2D, layers.SpatialDropout3D)[spatial_dims - 2]
+            self.dropout = dropout_cls(dropout, name=f"{name}_dropout")
+        self.projection = None
+        if residual:
+            if in_channels != filters or strides != 1:
+                self.projection = [
+                    conv(filters, 1, strides=strides, use_bias=use_bias, name=f"{name}_proj"),
+                    _norm(norm, f"{name}_proj_norm"),
+                ]
+            self.add = layers.Add(name=f"{name}_add")
+
+    def __call__(self, x):
+        shortcut = x
+        x = self.acts[0](self.norms[0](self.convs[0](x)))
+        if self.dropout is not None:
+            x = self.dropout(x)
+        x = self.norms[1](self.convs[1](x))
+        if self.residual:
+            for layer in self.projection or ():
+                shortcut = layer(shortcut)
+            x = self.add([x, shortcut])
+        return self.acts[1](x)
+
+
+def _norm(norm: str, name: str):
+    if norm == "batch":
+        return layers.BatchNormalization(name=name)
+    if norm == "instance":
+        # One group per channel is instance normalisation.
+        return layers.GroupNormalization(groups=-1, name=name)
+    return layers.Identity(name=name)
+
+
+@keras.saving.register_keras_serializable(package="brats_unet")
+class UNet(keras.Model):
+    """U-Net for ``spatial_dims`` 2 or 3, optionally with residual blocks.
+
+    Args:
+        spatial_dims: 2 (axial slices ``(B, Y, X, C)``) or 3 (volumes ``(B, Z, Y, X, C)``).
+        in_channels: input modalities.
+        n_regions: output channels (sigmoid probabilities), WT, TC, ET by default.
+        base_filters: filters of the first level; they double per level.
+        depth: number of resolution levels; spatial sizes must be divisible
+            by ``2 ** (depth - 1)`` (see :attr:`size_divisor`).
+        residual: residual blocks instead of plain double convolutions.
+        norm: "batch", "instance" (GroupNormalization with one group per
+            channel) or "none".
+        dropout: spatial dropout rate inside every block; 0 adds no layer.
+        name: model name.
+
+    The output layer computes in float32 whatever the global dtype policy,
+    so a ``mixed_float16`` model still returns float32 probabilities.
+    """
+
+    def __init__(
+        self,
+        *,
+        spatial_dims: int,
+        in_channels: int = 4,
+        n_regions: int = 3,
+        base_filters: int = 16,
+        depth: int = 4,
+        residual: bool = False,
+        norm: str = "batch",
+        dropout: float = 0.0,
+        name: str = "unet",
+        **kwargs,
+    ):
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+
+        # === Layers ===
+        conv = (layers.Conv2D, layers.Conv3D)[spatial_dims - 2]
+        up_conv = (layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial_dims - 2]
+        filters = [base_filters * 2**level for level in range(depth)]
+        block_options = {"residual": residual, "norm": norm, "dropout": dropout}
+        encoder = [  # every level but the first starts by halving the resolution
+            _ConvBlock(
+                spatial_dims, c_in, c_out, strides=1 if level == 0 else 2,
+                name=f"enc{level}", **block_options,
+            )
+            for level, (c_in, c_out) in enumerate(zip([in_channels] + filters, filters))
+        ]
+        ups = [
+            up_conv(filters[level], 2, strides=2, name=f"up{level}")
+            for level in range(depth - 1)
+        ]
+        concats = [layers.Concatenate(name=f"skip{level}") for level in range(depth - 1)]
+        decoder = [  # input: upsampled features concatenated with the skip
+            _ConvBlock(spatial_dims, 2 * f, f, name=f"dec{level}", **block_options)
+            for level, f in enumerate(filters[:-1])
+        ]
+        head = conv(n_regions, 1, activation="sigmoid", dtype="float32", name="regions")
+
+        # === Functional graph ===
+        image = keras.Input(shape=(None,) * spatial_dims + (in_channels,), name="image")
+        x = image
+        skips = []
+        for block in encoder:
+            x = block(x)
+            skips.append(x)
+        x = skips.pop()  # the bottleneck is no skip
+        for level in reversed(range(depth - 1)):
+            x = concats[level]([ups[level](x), skips[level]])
+            x = decoder[level](x)
+        outputs = head(x)
+        super().__init__(inputs=image, outputs=outputs, name=name, **kwargs)
+
+        # === Config ===
+        self.spatial_dims = spatial_dims
+        self.in_channels = in_channels
+        self.n_regions = n_regions
+        self.base_filters = base_filters
+        self.depth = depth
+        self.residual = residual
+        self.norm = norm
+        self.dropout = dropout
+
+    @property
+    def size_divisor(self) -> int:
+        """Every spatial input size must be a multiple of this."""
+        return 2 ** (self.depth - 1)
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "spatial_dims": self.spatial_dims,
+            "in_channels": self.in_channels,
+            "n_regions": self.n_regions,
+            "base_filters": self.base_filters,
+            "depth": self.depth,
+            "residual": self.residual,
+            "norm": self.norm,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
+def build_unet(
+    *,
+    spatial_dims: int,
+    in_channels: int = 4,
+    n_regions: int = 3,
+    base_filters: int = 16,
+    depth: int = 4,
+    residual: bool = False,
+    norm: str = "batch",
+    dropout: float = 0.0,
+    name: str = "unet",
+) -> keras.Model:
+    """A :class:`UNet` (a functional ``keras.Model``); arguments as documented there."""
+    return UNet(
+        spatial_dims=spatial_dims,
+        in_channels=in_channels,
+        n_regions=n_regions,
+        base_filters=base_filters,
+        depth=depth,
+        residual=residual,
+        norm=norm,
+        dropout=dropout,
+        name=name,
+    )
+
+
+def build_model(name: str, **options) -> keras.Model:
+    """Build the model registered as ``name`` (one of :data:`MODEL_NAMES`).
+
+    ``options`` are :func:`build_unet` keyword arguments other than those the
+    variant fixes (``spatial_dims``, and ``residual`` for ``resunet3d``); the
+    model is named ``name`` unless ``options`` give another.
+    """
+    if name not in _VARIANTS:
+        raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
+    fixed = _VARIANTS[name]
+    clashes = sorted(k for k in options if k in fixed and options[k] != fixed[k])
+    if clashes:
+        raise ValueError(f"model {name!r} fixes {clashes}; do not pass other values")
+    return build_unet(**{"name": name, **options, **fixed})
+
+
+def count_trainable_parameters(model: keras.Model) -> int:
+    """Number of trainable scalars in ``model``."""
+    return sum(math.prod(w.shape) for w in model.trainable_weights)

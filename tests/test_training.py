@@ -1,0 +1,139 @@
+"""Training: settings, precision and XLA choices, resumable state, and a real kill-and-resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brats_unet.preprocessing import preprocess_to_folder
+from brats_unet.subjects import discover_subjects
+from brats_unet.synthetic import generate_dataset
+from brats_unet.training import (
+    TrainingSettings, prepare_state_dir, resolve_jit, resolve_precision, settings_for,
+    write_history,
+)
+
+TRAINING = dict(precision="auto", jit_compile="auto", seed=3, epochs=2, steps_per_epoch=2,
+                learning_rate=1e-3, lr_schedule="cosine", early_stopping_patience=0,
+                tumour_fraction=0.5, augment=True, dice_weight=1.0, bce_weight=1.0,
+                loader_workers=1)
+MODEL_3D = {"architecture": {"base_filters": 4, "depth": 3, "norm": "batch", "dropout": 0.0},
+            "patch_size": [16, 32, 32], "batch_size": 2}
+
+
+def test_precision_follows_the_hardware_unless_forced():
+    assert resolve_precision("auto", n_gpus=0) == "float32"
+    assert resolve_precision("auto", n_gpus=1) == "mixed_float16"
+    assert resolve_precision("mixed_bfloat16", n_gpus=0) == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("half", n_gpus=0)
+
+
+def test_xla_is_off_on_cpu_by_default():
+    assert resolve_jit("auto", n_gpus=0) is False
+    assert resolve_jit("auto", n_gpus=2) is True
+    assert resolve_jit(True, n_gpus=0) is True
+
+
+def test_model_block_overrides_shared_training_settings():
+    block = dict(MODEL_3D, training={"epochs": 7})
+    settings = settings_for("unet3d", TRAINING, block)
+    assert settings.epochs == 7 and settings.steps_per_epoch == 2
+    assert settings.patch_size == (16, 32, 32) and settings.model_options["base_filters"] == 4
+
+
+@pytest.mark.parametrize("model, patch, message", [
+    ("unet2d", [16, 32, 32], "must have 2 sizes"),
+    ("unet3d", [16, 32], "must have 3 sizes"),
+    ("unet3d", [16, 30, 32], "divisible by 4"),
+])
+def test_bad_patch_sizes_are_clear(model, patch, message):
+    with pytest.raises(ValueError, match=message):
+        settings_for(model, TRAINING, dict(MODEL_3D, patch_size=patch))
+
+
+def test_state_of_other_settings_is_discarded(tmp_path: Path):
+    state = tmp_path / "state"
+    assert prepare_state_dir(state, "aaa") is False
+    (state / "backup").mkdir()
+    assert prepare_state_dir(state, "aaa") is True  # same run: resume
+    assert prepare_state_dir(state, "bbb") is False  # other settings: start over
+    assert not (state / "backup").exists()
+
+
+def test_history_keeps_one_row_per_epoch_the_last_one(tmp_path: Path):
+    raw = tmp_path / "raw.csv"
+    raw.write_text("epoch,loss\n0,0.9\n1,0.8\n1,0.7\n2,0.6\n")
+    rows = write_history(raw, tmp_path / "history.csv")
+    assert [(r["epoch"], r["loss"]) for r in rows] == [("0", "0.9"), ("1", "0.7"), ("2", "0.6")]
+    assert (tmp_path / "history.csv").read_text().splitlines()[0] == "epoch,loss"
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("train")
+    generate_dataset(root / "data", n=3, seed=5, shape=(40, 40, 28), spacing_mm=(5.0, 5.0, 5.5))
+    out = []
+    for files in discover_subjects(root / "data").subjects:
+        preprocess_to_folder(files, root / "pre" / files.subject)
+        out.append(root / "pre" / files.subject)
+    return out
+
+
+TRAIN_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from brats_unet.training import settings_for, train_model
+    args = json.loads(sys.argv[1])
+    out = Path(args["out"])
+    summary = train_model(
+        "unet3d", settings_for("unet3d", args["training"], args["model"]),
+        train_dirs=[Path(p) for p in args["train"]], validation_dirs=[Path(p) for p in args["val"]],
+        weights_path=out / "m.keras", history_path=out / "h.csv", summary_path=out / "s.json",
+        state_dir=out / "state")
+""")
+
+
+def _train_command(cases, out: Path, epochs: int, steps: int) -> list[str]:
+    args = {"out": str(out), "training": dict(TRAINING, epochs=epochs, steps_per_epoch=steps),
+            "model": MODEL_3D, "train": [str(c) for c in cases[:2]], "val": [str(cases[2])]}
+    return [sys.executable, "-c", TRAIN_SCRIPT, json.dumps(args)]
+
+
+def test_killed_training_resumes_at_the_next_epoch(cases, tmp_path: Path):
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = _train_command(cases, tmp_path, epochs=3, steps=6)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    backup = tmp_path / "state" / "backup"
+    deadline = time.monotonic() + 240
+    while not backup.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no backup written within 240 s"
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the backup's files land; training goes on into epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "m.keras").exists()
+    with (tmp_path / "state" / "history.csv").open() as handle:
+        epochs_before = [int(r["epoch"]) for r in csv.DictReader(handle)]
+    assert epochs_before and max(epochs_before) < 2
+
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["resumed"] is True and summary["epochs_run"] == 3
+    assert "Epoch 1/3" not in result.stdout  # continued, not started over
+    assert "Epoch 3/3" in result.stdout
+    with (tmp_path / "h.csv").open() as handle:
+        assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1, 2]
+    assert not (tmp_path / "state").exists()  # removed after a finished run

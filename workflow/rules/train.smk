@@ -1,0 +1,30 @@
+# One training job per model; only the training and validation subjects are read.
+
+
+rule train:
+    input:
+        split="results/split.json",
+        cases=expand("results/preprocessed/{subject}", subject=sorted(SUBJECT_FILES)),
+    output:
+        weights="results/models/{model}.keras",
+        history="results/models/{model}.history.csv",
+        summary="results/models/{model}.json",
+    log:
+        "logs/train/{model}.log",
+    benchmark:
+        "benchmarks/train/{model}.tsv"
+    params:
+        backend=config["backend"],
+        training=config["training"],
+        model=lambda wildcards: config["models"][wildcards.model],
+        # Outside the declared outputs: Snakemake deletes those when a job fails.
+        state_dir=lambda wildcards: f"state/train/{wildcards.model}",
+    threads: 2
+    resources:
+        gpu=config["train_resources"]["gpu"],
+        mem_mb=config["train_resources"]["mem_mb"],
+        runtime=config["train_resources"]["runtime"],
+    conda:
+        ENV
+    script:
+        "../../scripts/train.py"
