@@ -15,10 +15,10 @@ from brats_unet.losses import (
 )
 
 
-def _numpy_loss(y_true, y_pred, dice_weight=1.0, bce_weight=1.0, smooth=1e-5):
+def _numpy_loss(y_true, y_pred, dice_weight=1.0, bce_weight=1.0, smooth=1e-5, batch_dice=False):
     y_true = y_true.astype(np.float64)
     y_pred = y_pred.astype(np.float64)
-    axes = tuple(range(1, y_true.ndim - 1))
+    axes = tuple(range(0 if batch_dice else 1, y_true.ndim - 1))
     dice = (2 * (y_true * y_pred).sum(axes) + smooth) / (y_true.sum(axes) + y_pred.sum(axes) + smooth)
     p = np.clip(y_pred, EPSILON, 1 - EPSILON)
     bce = -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)).mean()
@@ -31,14 +31,16 @@ def _to_numpy(x) -> np.ndarray:
 
 @pytest.mark.parametrize("shape", [(2, 5, 6, 3), (3, 4, 5, 6, 3)])
 @pytest.mark.parametrize("weights", [(1.0, 1.0, 1e-5), (0.3, 2.0, 1.0)])
-def test_loss_matches_numpy(shape, weights):
+@pytest.mark.parametrize("batch_dice", [False, True])
+def test_loss_matches_numpy(shape, weights, batch_dice):
     rng = np.random.default_rng(0)
     y_true = (rng.random(shape) < 0.3).astype("float32")
     y_pred = rng.random(shape).astype("float32")
     y_pred[0, 0] = 0.0  # exercises the clipping
     dice_weight, bce_weight, smooth = weights
-    loss = SoftDiceBCELoss(dice_weight=dice_weight, bce_weight=bce_weight, smooth=smooth)
-    expected = _numpy_loss(y_true, y_pred, dice_weight, bce_weight, smooth)
+    loss = SoftDiceBCELoss(dice_weight=dice_weight, bce_weight=bce_weight, smooth=smooth,
+                           batch_dice=batch_dice)
+    expected = _numpy_loss(y_true, y_pred, dice_weight, bce_weight, smooth, batch_dice)
     np.testing.assert_allclose(float(_to_numpy(loss(y_true, y_pred))), expected, atol=1e-5)
 
 
@@ -60,8 +62,21 @@ def test_soft_dice_per_sample_and_channel():
     np.testing.assert_allclose(dice[1], 1.0)
 
 
+def test_batch_dice_pools_samples():
+    # Sample 0 holds the whole target and a perfect prediction; sample 1 is empty
+    # with one false-positive voxel. Pooled: 2*2 / (2 + 3) = 0.8; per sample: 1 and ~0.
+    y_true = np.zeros((2, 2, 2, 1), dtype="float32")
+    y_true[0, 0, :, 0] = 1
+    y_pred = y_true.copy()
+    y_pred[1, 1, 1, 0] = 1
+    pooled = _to_numpy(soft_dice(y_true, y_pred, smooth=1e-12, over_batch=True))
+    np.testing.assert_allclose(pooled, [0.8], rtol=1e-6)
+    per_sample = _to_numpy(soft_dice(y_true, y_pred, smooth=1e-12))
+    np.testing.assert_allclose(per_sample[:, 0], [1.0, 0.0], atol=1e-6)
+
+
 def test_loss_config_round_trip():
-    loss = SoftDiceBCELoss(dice_weight=0.5, bce_weight=2.0, smooth=1e-3)
+    loss = SoftDiceBCELoss(dice_weight=0.5, bce_weight=2.0, smooth=1e-3, batch_dice=True)
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(restored, SoftDiceBCELoss)
     assert restored.get_config() == loss.get_config()

@@ -25,7 +25,7 @@ from brats_unet.training import (
 
 TRAINING = dict(precision="auto", jit_compile="auto", seed=3, epochs=2, steps_per_epoch=2,
                 learning_rate=1e-3, lr_schedule="cosine", early_stopping_patience=0,
-                tumour_fraction=0.5, augment=True, dice_weight=1.0, bce_weight=1.0,
+                tumour_fraction=0.5, augment=True, dice_weight=1.0, bce_weight=1.0, batch_dice=True,
                 loader_workers=1)
 MODEL_3D = {"architecture": {"base_filters": 4, "depth": 3, "norm": "batch", "dropout": 0.0},
             "patch_size": [16, 32, 32], "batch_size": 2}
@@ -42,6 +42,7 @@ def test_precision_follows_the_hardware_unless_forced():
 def test_xla_is_off_on_cpu_by_default():
     assert resolve_jit("auto", n_gpus=0) is False
     assert resolve_jit("auto", n_gpus=2) is True
+    assert resolve_jit("auto", n_gpus=1, backend="torch") is False
     assert resolve_jit(True, n_gpus=0) is True
 
 

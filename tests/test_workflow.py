@@ -18,13 +18,23 @@ pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+_TINY_3D = {"architecture": {"base_filters": 4, "depth": 3}, "patch_size": [16, 32, 32],
+            "batch_size": 2}
 TINY = {
     "synthetic": {"n_subjects": 4, "seed": 1, "shape": [40, 40, 28],
                   "spacing_mm": [5.0, 5.0, 5.5], "no_et_probability": 0.25},
+    "training": {"epochs": 1, "steps_per_epoch": 2},
+    "models": {
+        "unet2d": {"architecture": {"base_filters": 4, "depth": 3}, "patch_size": [32, 32],
+                   "batch_size": 4},
+        "unet3d": _TINY_3D,
+        "resunet3d": _TINY_3D,
+    },
 }
 
 
 def snakemake(study: Path, *args: str, config: dict | None = None, check: bool = True):
+    """Run the workflow deployed into ``study``; ``args`` may name targets."""
     cfg = study / "test-config.yaml"
     cfg.write_text(yaml.safe_dump(config if config is not None else TINY))
     cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(study),
@@ -56,6 +66,7 @@ def test_dry_run_lists_one_preprocessing_job_per_subject(tmp_path: Path):
     assert counts["synthesize_subject"] == 4
     assert counts["preprocess"] == 4
     assert counts["qc_table"] == 1 and counts["split"] == 1
+    assert counts["train"] == 3
 
 
 def test_synthetic_default_runs_end_to_end_and_then_has_nothing_to_do(tmp_path: Path):
@@ -67,6 +78,13 @@ def test_synthetic_default_runs_end_to_end_and_then_has_nothing_to_do(tmp_path: 
     for subject in table["subject"]:
         assert (tmp_path / "results/preprocessed" / subject / "image.npy").exists()
         assert (tmp_path / "logs/preprocess" / f"{subject}.log").exists()
+    for model in ("unet2d", "unet3d", "resunet3d"):
+        summary = json.loads((tmp_path / f"results/models/{model}.json").read_text())
+        assert summary["train_subjects"] == split["train"]
+        assert summary["validation_subjects"] == split["validation"]
+        assert summary["precision"] == "float32" and summary["backend"] == "tensorflow"
+        assert (tmp_path / f"results/models/{model}.history.csv").exists()
+    assert not (tmp_path / "state/train").exists() or not any((tmp_path / "state/train").iterdir())
     rerun = snakemake(tmp_path, "-n")
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
 
@@ -80,7 +98,7 @@ def test_real_data_folder_with_bad_subjects_yields_a_qc_table(tmp_path: Path):
     (data / "name_mapping.csv").write_text("BraTS_2020_subject_ID\n")
     study = tmp_path / "study"
     study.mkdir()
-    snakemake(study, config={"data_dir": str(data)})
+    snakemake(study, "results/split.json", config={"data_dir": str(data)})
     table = read_qc_table(study / "results/qc/subjects.tsv").set_index("subject")
     assert table.loc[names[1], "status"] == "excluded"
     assert "missing contrast t1ce" in table.loc[names[1], "problem"]

@@ -17,6 +17,10 @@ import keras
 from keras import layers
 
 NORMS = ("batch", "instance", "none")
+#: The layer whose output is the region logits (the model's output is their sigmoid).
+LOGITS_LAYER = "logits"
+#: Initial bias of the logits: the prior probability of a tumour voxel, about 2 %.
+INITIAL_LOGIT = -4.0
 #: Names accepted by :func:`build_model`.
 MODEL_NAMES = ("unet2d", "unet3d", "resunet3d")
 # Each variant is a delta on UNet's defaults.
@@ -147,7 +151,13 @@ class UNet(keras.Model):
             _ConvBlock(spatial_dims, 2 * f, f, name=f"dec{level}", **block_options)
             for level, f in enumerate(filters[:-1])
         ]
-        head = conv(n_regions, 1, activation="sigmoid", dtype="float32", name="regions")
+        # Logits and sigmoid apart, so training can use the stable loss on logits.
+        # Tumour is a few percent of a volume: starting every voxel at that
+        # prior (sigmoid(-4) ~ 0.02) instead of 0.5 keeps the first steps from
+        # locking a region channel into predicting the whole brain.
+        head = conv(n_regions, 1, dtype="float32", name=LOGITS_LAYER,
+                    bias_initializer=keras.initializers.Constant(INITIAL_LOGIT))
+        sigmoid = layers.Activation("sigmoid", dtype="float32", name="regions")
 
         # === Functional graph ===
         image = keras.Input(shape=(None,) * spatial_dims + (in_channels,), name="image")
@@ -160,7 +170,7 @@ class UNet(keras.Model):
         for level in reversed(range(depth - 1)):
             x = concats[level]([ups[level](x), skips[level]])
             x = decoder[level](x)
-        outputs = head(x)
+        outputs = sigmoid(head(x))
         super().__init__(inputs=image, outputs=outputs, name=name, **kwargs)
 
         # === Config ===
@@ -237,6 +247,11 @@ def build_model(name: str, **options) -> keras.Model:
     if clashes:
         raise ValueError(f"model {name!r} fixes {clashes}; do not pass other values")
     return build_unet(**{"name": name, **options, **fixed})
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """A model sharing ``model``'s layers that outputs the region logits, for training."""
+    return keras.Model(model.inputs, model.get_layer(LOGITS_LAYER).output, name=f"{model.name}_logits")
 
 
 def count_trainable_parameters(model: keras.Model) -> int:

@@ -29,8 +29,9 @@ import numpy as np
 from brats_unet.io import atomic_path, write_json
 from brats_unet.labels import REGIONS
 from brats_unet.loaders import PatchDataset, SliceDataset, SyncEpoch, ValidationData
+from brats_unet.preprocessing import open_case
 from brats_unet.losses import SoftDiceBCELoss, region_dice_metrics
-from brats_unet.models import build_model, count_trainable_parameters
+from brats_unet.models import build_model, count_trainable_parameters, logits_model
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class TrainingSettings:
     augment: bool = True
     dice_weight: float = 1.0
     bce_weight: float = 1.0
+    batch_dice: bool = True
     precision: str = "auto"
     jit_compile: str | bool = "auto"
     seed: int = 0
@@ -106,10 +108,14 @@ def resolve_precision(precision: str, n_gpus: int) -> str:
     return precision
 
 
-def resolve_jit(jit_compile: str | bool, n_gpus: int) -> bool:
-    """``auto``: XLA on a GPU only (measured: it slows 3D training and inference on this CPU)."""
+def resolve_jit(jit_compile: str | bool, n_gpus: int, backend: str = "tensorflow") -> bool:
+    """``auto``: XLA on a GPU with TensorFlow only.
+
+    Measured: XLA slows 3D training and inference on this CPU; on the torch
+    back end ``jit_compile`` means ``torch.compile``, which Keras marks experimental.
+    """
     if jit_compile == "auto":
-        return n_gpus > 0
+        return n_gpus > 0 and backend == "tensorflow"
     if isinstance(jit_compile, bool):
         return jit_compile
     raise ValueError(f"jit_compile must be auto, true or false, got {jit_compile!r}")
@@ -191,6 +197,25 @@ class MeanValidationDice(keras.callbacks.Callback):
             logs[MONITOR] = float(np.mean(values))
 
 
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves ``model`` (the sigmoid model, not the one being fitted) when ``val_dice_mean`` improves."""
+
+    def __init__(self, model: keras.Model, path: Path, best: float | None = None):
+        super().__init__()
+        self.to_save = model
+        self.path = Path(path)
+        self.best = -math.inf if best is None else best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(MONITOR)
+        if value is not None and value > self.best:
+            self.best = value
+            # Keras wants the .keras suffix, so write beside and rename.
+            partial = self.path.with_name(f".partial-{self.path.name}")
+            self.to_save.save(partial)
+            os.replace(partial, self.path)
+
+
 class EpochClock(keras.callbacks.Callback):
     """Wall-clock seconds of each epoch, in the logs (and so in the history CSV)."""
 
@@ -227,9 +252,50 @@ def make_datasets(model_name: str, settings: TrainingSettings, train_dirs: list[
         train = SliceDataset(train_dirs, slice_size=settings.patch_size, **common)
     else:
         train = PatchDataset(train_dirs, patch_size=settings.patch_size, **common)
-    validation = ValidationData(validation_dirs, spatial_dims=dims, patch_size=settings.patch_size,
-                                batch_size=settings.batch_size)
+    divisor = 2 ** (settings.model_options.get("depth", 4) - 1)
+    validation = ValidationData(validation_dirs, spatial_dims=dims,
+                                patch_size=whole_case_size(validation_dirs, dims, divisor),
+                                batch_size=settings.batch_size if dims == 2 else 1)
     return train, validation
+
+
+def whole_case_size(case_dirs: list[Path], spatial_dims: int, divisor: int) -> tuple[int, ...]:
+    """The smallest patch that holds every case whole (2D: every axial slice), in steps of ``divisor``.
+
+    Validation runs on whole cases, not on patches, so the checkpoint is chosen
+    on what prediction will see.
+    """
+    shapes = np.array([open_case(d)[0].shape[:3] for d in case_dirs])
+    biggest = shapes.max(axis=0)[3 - spatial_dims:]
+    return tuple(int(-(-s // divisor) * divisor) for s in biggest)
+
+
+def build_for_training(model_name: str, settings: TrainingSettings, *, jit: bool,
+                       n_gpus: int) -> tuple[keras.Model, keras.Model]:
+    """``(model, trainer)``: the sigmoid model that is saved, and its compiled logits view.
+
+    Both share their layers; training fits the logits view with the loss on
+    logits, which never stops learning on a saturated sigmoid. Several GPUs on
+    the TensorFlow back end: a mirrored strategy.
+    """
+    def build():
+        model = build_model(model_name, **settings.model_options)
+        trainer = logits_model(model)
+        trainer.compile(
+            optimizer=keras.optimizers.Adam(learning_rate(settings)),
+            loss=SoftDiceBCELoss(dice_weight=settings.dice_weight, bce_weight=settings.bce_weight,
+                                 batch_dice=settings.batch_dice, from_logits=True),
+            metrics=region_dice_metrics(from_logits=True),
+            jit_compile=jit,
+        )
+        return model, trainer
+
+    if n_gpus > 1 and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.distribute.MirroredStrategy().scope():
+            return build()
+    return build()
 
 
 def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list[Path],
@@ -249,7 +315,7 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
     weights_path, history_path, state_dir = Path(weights_path), Path(history_path), Path(state_dir)
     n_gpus = gpu_count()
     precision = resolve_precision(settings.precision, n_gpus)
-    jit = resolve_jit(settings.jit_compile, n_gpus)
+    jit = resolve_jit(settings.jit_compile, n_gpus, keras.backend.backend())
     stamp = fingerprint(model_name, settings, [p.name for p in train_dirs],
                         [p.name for p in validation_dirs])
     resuming = prepare_state_dir(state_dir, stamp)
@@ -263,24 +329,7 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
              keras.backend.backend(), n_gpus, precision, jit,
              "resuming from the last backup" if resuming else "starting")
 
-    def build_and_compile():
-        model = build_model(model_name, **settings.model_options)
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate(settings)),
-            loss=SoftDiceBCELoss(dice_weight=settings.dice_weight,
-                                 bce_weight=settings.bce_weight),
-            metrics=region_dice_metrics(),
-            jit_compile=jit,
-        )
-        return model
-
-    if n_gpus > 1 and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        with tf.distribute.MirroredStrategy().scope():
-            model = build_and_compile()
-    else:
-        model = build_and_compile()
+    model, trainer = build_for_training(model_name, settings, jit=jit, n_gpus=n_gpus)
 
     train_data, validation_data = make_datasets(model_name, settings, list(train_dirs),
                                                 list(validation_dirs))
@@ -289,10 +338,7 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
         SyncEpoch(train_data),  # batch contents follow Keras' epoch number, resumed or not
         EpochClock(),
         MeanValidationDice(),
-        keras.callbacks.ModelCheckpoint(
-            best_path, monitor=MONITOR, mode="max", save_best_only=True,
-            initial_value_threshold=best_so_far(state_history) if resuming else None,
-        ),
+        BestCheckpoint(model, best_path, best_so_far(state_history) if resuming else None),
         keras.callbacks.CSVLogger(state_history, append=resuming),
         keras.callbacks.BackupAndRestore(state_dir / "backup"),
     ]
@@ -301,7 +347,7 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
             monitor=MONITOR, mode="max", patience=settings.early_stopping_patience))
 
     start = time.perf_counter()
-    model.fit(train_data, validation_data=validation_data, epochs=settings.epochs,
+    trainer.fit(train_data, validation_data=validation_data, epochs=settings.epochs,
               callbacks=callbacks, shuffle=False, verbose=2)
     seconds = time.perf_counter() - start
 
