@@ -46,8 +46,23 @@ def make_cases(root: Path, n: int) -> list[Path]:
     return dirs
 
 
+def _torch_cuda() -> bool:
+    if keras.backend.backend() != "torch":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def synchronize():
+    if _torch_cuda():
+        import torch
+
+        torch.cuda.synchronize()
+
+
 def peak_memory_reset():
-    if keras.backend.backend() == "torch":
+    if _torch_cuda():
         import torch
 
         torch.cuda.synchronize()
@@ -55,7 +70,7 @@ def peak_memory_reset():
 
 
 def peak_memory_gib() -> float:
-    if keras.backend.backend() == "torch":
+    if _torch_cuda():
         import torch
 
         torch.cuda.synchronize()
@@ -108,11 +123,24 @@ def main() -> None:
             trainer.fit(train, epochs=args.epochs, callbacks=[SyncEpoch(train), clock, record],
                         verbose=0)
             epoch = float(np.median(seconds[1:]))
+            # The step alone, on batches already in memory: what the GPU does
+            # when the loader keeps up.
+            batches = [train[i] for i in range(5)]
+            for x, y in batches:
+                trainer.train_on_batch(x, y)
+            synchronize()
+            start = time.perf_counter()
+            for i in range(args.steps):
+                trainer.train_on_batch(*batches[i % len(batches)])
+            synchronize()
+            step = (time.perf_counter() - start) / args.steps
             row = {
                 "model": name, "precision": precision, "patch": list(patch), "batch": batch,
                 "median_epoch_seconds": epoch, "steps_per_epoch": args.steps,
                 "samples_per_second": batch * args.steps / epoch,
                 "first_epoch_seconds": seconds[0],
+                "step_seconds_in_memory": step,
+                "samples_per_second_in_memory": batch / step,
                 "peak_gpu_memory_gib": peak_memory_gib(),
                 "loader_samples_per_second_one_worker": loader_rate,
                 "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
@@ -122,21 +150,26 @@ def main() -> None:
     result = {"backend": keras.backend.backend(), "keras": keras.__version__,
               "python": platform.python_version(), "base_filters": args.base_filters,
               "depth": args.depth, "rows": rows}
-    if keras.backend.backend() == "torch":
+    if _torch_cuda():
         import torch
 
         result["device"] = torch.cuda.get_device_name(0)
         result["torch"] = torch.__version__
     args.out.write_text(json.dumps(result, indent=2))
-    print(f"\n{'model':10} {'precision':14} {'epoch s':>8} {'samples/s':>10} {'peak GiB':>9}")
+    print(f"\n{'model':10} {'precision':14} {'epoch s':>8} {'samples/s':>10} "
+          f"{'in-memory samples/s':>20} {'peak GiB':>9}")
     for r in rows:
         print(f"{r['model']:10} {r['precision']:14} {r['median_epoch_seconds']:8.2f} "
-              f"{r['samples_per_second']:10.1f} {r['peak_gpu_memory_gib']:9.2f}")
+              f"{r['samples_per_second']:10.1f} {r['samples_per_second_in_memory']:20.1f} "
+              f"{r['peak_gpu_memory_gib']:9.2f}")
     for name in args.models:
         pair = {r["precision"]: r for r in rows if r["model"] == name}
         if {"float32", "mixed_float16"} <= pair.keys():
+            f32, f16 = pair["float32"], pair["mixed_float16"]
             print(f"{name}: mixed_float16 speed-up x"
-                  f"{pair['float32']['median_epoch_seconds'] / pair['mixed_float16']['median_epoch_seconds']:.2f}")
+                  f"{f32['median_epoch_seconds'] / f16['median_epoch_seconds']:.2f} per epoch, x"
+                  f"{f32['step_seconds_in_memory'] / f16['step_seconds_in_memory']:.2f} per step "
+                  f"in memory")
 
 
 if __name__ == "__main__":

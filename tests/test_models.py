@@ -136,7 +136,8 @@ def _spheres(n: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.
 
 
 @pytest.mark.parametrize(
-    "name, shape, n_cases, steps", [("unet3d", (16, 32, 32), 3, 40), ("unet2d", (32, 32), 8, 30)]
+    "name, shape, n_cases, steps",
+    [("unet3d", (16, 32, 32), 3, 40), ("resunet3d", (16, 32, 32), 3, 40), ("unet2d", (32, 32), 8, 30)],
 )
 def test_model_learns_toy_regions(name, shape, n_cases, steps):
     keras.utils.set_random_seed(0)

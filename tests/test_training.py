@@ -138,3 +138,23 @@ def test_killed_training_resumes_at_the_next_epoch(cases, tmp_path: Path):
     with (tmp_path / "h.csv").open() as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1, 2]
     assert not (tmp_path / "state").exists()  # removed after a finished run
+
+
+def test_same_seed_gives_the_same_weights_bit_for_bit(cases, tmp_path: Path):
+    import keras
+
+    import brats_unet.models  # noqa: F401  (registers the model class for loading)
+    from brats_unet.training import train_model
+
+    settings = settings_for("unet3d", dict(TRAINING, epochs=1, steps_per_epoch=3), MODEL_3D)
+    weights = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        train_model("unet3d", settings, train_dirs=cases[:2], validation_dirs=cases[2:],
+                    weights_path=out / "m.keras", history_path=out / "h.csv",
+                    summary_path=out / "s.json", state_dir=out / "state")
+        model = keras.saving.load_model(out / "m.keras", safe_mode=True)
+        weights.append(model.get_weights())
+    assert len(weights[0]) == len(weights[1])
+    for first, second in zip(*weights):
+        np.testing.assert_array_equal(first, second)
