@@ -1,4 +1,5 @@
 """Snakemake job: validate and preprocess one subject (an invalid one is recorded, not fatal)."""
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from pathlib import Path
 
 from brats_unet.logs import job_log

@@ -1,4 +1,5 @@
 """Snakemake job: gather every subject's QC record into results/qc/subjects.tsv."""
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from brats_unet.logs import job_log
 from brats_unet.preprocessing import qc_record, read_qc
 from brats_unet.qc import qc_table, write_qc_table

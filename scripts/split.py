@@ -1,4 +1,5 @@
 """Snakemake job: the patient-level train / validation / test split."""
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from brats_unet.io import write_json
 from brats_unet.logs import job_log
 from brats_unet.qc import included_subjects, read_qc_table

@@ -1,4 +1,5 @@
 """Snakemake job: write one synthetic BraTS-format subject."""
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 import re
 from pathlib import Path
 

@@ -3,6 +3,7 @@ import os
 
 os.environ["KERAS_BACKEND"] = snakemake.params.backend  # before Keras is imported
 
+import _bootstrap  # noqa: F401, E402  (the package, also in a conda job environment)
 from pathlib import Path  # noqa: E402
 
 from brats_unet.io import read_json  # noqa: E402
