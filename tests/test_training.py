@@ -19,7 +19,7 @@ from brats_unet.preprocessing import preprocess_to_folder
 from brats_unet.subjects import discover_subjects
 from brats_unet.synthetic import generate_dataset
 from brats_unet.training import (
-    TrainingSettings, prepare_state_dir, resolve_jit, resolve_precision, settings_for,
+    prepare_state_dir, resolve_jit, resolve_precision, settings_for,
     write_history,
 )
 

@@ -31,9 +31,8 @@ import keras
 import numpy as np
 
 from brats_unet.labels import region_masks
+from brats_unet.preprocessing import open_arrays
 
-IMAGE_FILE = "image.npy"
-LABEL_FILE = "label.npy"
 N_CHANNELS = 4
 #: At most this many tumour voxels per case are kept as candidate patch centres.
 MAX_TUMOUR_VOXELS = 20_000
@@ -43,13 +42,14 @@ INTENSITY_SHIFT = (-0.1, 0.1)
 
 
 def open_case(case_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Memory-map a case's ``(image (Z, Y, X, 4) float32, label (Z, Y, X) uint8)``.
+    """Memory-map a labelled case's ``(image (Z, Y, X, 4) float32, label (Z, Y, X) uint8)``.
 
-    Nothing is read until indexed. Raises ValueError on inconsistent shapes.
+    Nothing is read until indexed. Raises ValueError on a case without labels
+    or with inconsistent shapes.
     """
-    case_dir = Path(case_dir)
-    image = np.load(case_dir / IMAGE_FILE, mmap_mode="r")
-    label = np.load(case_dir / LABEL_FILE, mmap_mode="r")
+    image, label = open_arrays(case_dir)
+    if label is None:
+        raise ValueError(f"{case_dir}: no label map; it cannot be trained or validated on")
     if image.ndim != 4 or image.shape[-1] != N_CHANNELS or label.shape != image.shape[:3]:
         raise ValueError(
             f"{case_dir}: expected image (Z, Y, X, {N_CHANNELS}) and label (Z, Y, X), "

@@ -175,15 +175,21 @@ def read_qc(case_dir: str | os.PathLike) -> dict[str, Any]:
     return read_json(Path(case_dir) / QC_FILE)
 
 
-def open_case(case_dir: str | os.PathLike, mmap: bool = True
-              ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """``(image, label or None, properties)`` of a preprocessed case, memory-mapped by default."""
+def open_arrays(case_dir: str | os.PathLike, mmap: bool = True
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(image, label or None)`` of a preprocessed case, memory-mapped by default (milliseconds)."""
     case_dir = Path(case_dir)
     mode = "r" if mmap else None
     image = np.load(case_dir / IMAGE_FILE, mmap_mode=mode, allow_pickle=False)
     label_path = case_dir / LABEL_FILE
     label = np.load(label_path, mmap_mode=mode, allow_pickle=False) if label_path.exists() else None
-    return image, label, read_json(case_dir / PROPERTIES_FILE)
+    return image, label
+
+
+def open_case(case_dir: str | os.PathLike, mmap: bool = True
+              ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """``(image, label or None, properties)`` of a preprocessed case, memory-mapped by default."""
+    return *open_arrays(case_dir, mmap), read_json(Path(case_dir) / PROPERTIES_FILE)
 
 
 def geometry_of_case(properties: dict[str, Any]) -> Geometry:

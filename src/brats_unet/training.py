@@ -29,9 +29,9 @@ import numpy as np
 from brats_unet.io import atomic_path, write_json
 from brats_unet.labels import REGIONS
 from brats_unet.loaders import PatchDataset, SliceDataset, SyncEpoch, ValidationData
-from brats_unet.preprocessing import open_case
 from brats_unet.losses import SoftDiceBCELoss, region_dice_metrics
 from brats_unet.models import build_model, count_trainable_parameters, logits_model
+from brats_unet.preprocessing import open_arrays
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def whole_case_size(case_dirs: list[Path], spatial_dims: int, divisor: int) -> t
     Validation runs on whole cases, not on patches, so the checkpoint is chosen
     on what prediction will see.
     """
-    shapes = np.array([open_case(d)[0].shape[:3] for d in case_dirs])
+    shapes = np.array([open_arrays(d)[0].shape[:3] for d in case_dirs])
     biggest = shapes.max(axis=0)[3 - spatial_dims:]
     return tuple(int(-(-s // divisor) * divisor) for s in biggest)
 
