@@ -125,6 +125,20 @@ def load_subject(files: SubjectFiles, *, label_convention: str = "brats2020",
     return LoadedSubject(subject, images, label, reference)
 
 
+def read_label_map(subject: str, path: str | Path, *, label_convention: str = "brats2020"
+                   ) -> tuple[np.ndarray, Geometry]:
+    """A label map (or a segmentation) checked and in canonical labels, with its geometry.
+
+    Raises:
+        InvalidSubject: unreadable, not 3D, or labels outside the convention's set.
+    """
+    check_convention(label_convention)
+    path = Path(path)
+    image, voxels = _read(subject, path)
+    voxels, geometry = _as_3d(subject, path, voxels, image)
+    return _check_labels(subject, path, voxels, label_convention), geometry
+
+
 def _check_labels(subject: str, path: Path, voxels: np.ndarray, convention: str) -> np.ndarray:
     allowed = LABEL_SETS[convention]
     if np.issubdtype(voxels.dtype, np.floating):
