@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
@@ -26,4 +27,11 @@ rule all:
         "results/qc/subjects.tsv",
         "results/split.json",
         expand("results/models/{model}.keras", model=config["model_names"]),
+        rules.tables.output,
+        # subjects without a label map are predicted, not scored
+        lambda wildcards: expand(
+            "results/predictions/{model}/{subject}.nii.gz",
+            model=config["model_names"],
+            subject=split_subjects("unlabelled"),
+        ),
     default_target: True

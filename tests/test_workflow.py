@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -18,6 +21,7 @@ from brats_unet.synthetic import generate_dataset
 pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parents[1]
+MODELS = ("unet2d", "unet3d", "resunet3d")
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 _TINY_3D = {"architecture": {"base_filters": 4, "depth": 3}, "patch_size": [16, 32, 32],
             "batch_size": 2}
@@ -70,43 +74,100 @@ def test_dry_run_lists_one_preprocessing_job_per_subject(tmp_path: Path):
     assert counts["train"] == 3
 
 
-def test_synthetic_default_runs_end_to_end_and_then_has_nothing_to_do(tmp_path: Path):
-    snakemake(tmp_path)
-    table = read_qc_table(tmp_path / "results/qc/subjects.tsv")
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory) -> Path:
+    """The tiny synthetic DAG run once to the end, shared by the tests that read it."""
+    study = tmp_path_factory.mktemp("study")
+    snakemake(study)
+    return study
+
+
+def test_synthetic_default_runs_end_to_end(finished_study: Path):
+    study = finished_study
+    table = read_qc_table(study / "results/qc/subjects.tsv")
     assert list(table["status"]) == ["included"] * 4
-    split = json.loads((tmp_path / "results/split.json").read_text())
+    split = json.loads((study / "results/split.json").read_text())
     assert sorted(split["train"] + split["validation"] + split["test"]) == list(table["subject"])
     for subject in table["subject"]:
-        assert (tmp_path / "results/preprocessed" / subject / "image.npy").exists()
-        assert (tmp_path / "logs/preprocess" / f"{subject}.log").exists()
-    for model in ("unet2d", "unet3d", "resunet3d"):
-        summary = json.loads((tmp_path / f"results/models/{model}.json").read_text())
+        assert (study / "results/preprocessed" / subject / "image.npy").exists()
+        assert (study / "logs/preprocess" / f"{subject}.log").exists()
+    for model in MODELS:
+        summary = json.loads((study / f"results/models/{model}.json").read_text())
         assert summary["train_subjects"] == split["train"]
         assert summary["validation_subjects"] == split["validation"]
         assert summary["precision"] == "float32" and summary["backend"] == "tensorflow"
-        assert (tmp_path / f"results/models/{model}.history.csv").exists()
-    assert not (tmp_path / "state/train").exists() or not any((tmp_path / "state/train").iterdir())
-    rerun = snakemake(tmp_path, "-n")
-    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+        assert (study / f"results/models/{model}.history.csv").exists()
+    assert not (study / "state/train").exists() or not any((study / "state/train").iterdir())
 
-    # One model's setting changed: that model's training alone is out of date.
+
+def test_predictions_are_in_the_input_geometry_and_scored(finished_study: Path):
+    study = finished_study
+    split = json.loads((study / "results/split.json").read_text())
+    for model in MODELS:
+        for subject in split["test"]:
+            source = nib.load(study / f"data/synthetic/{subject}/{subject}_flair.nii.gz")
+            written = nib.load(study / f"results/predictions/{model}/{subject}.nii.gz")
+            assert written.shape == source.shape
+            np.testing.assert_array_equal(written.affine, source.affine)
+            assert written.header.get_zooms() == source.header.get_zooms()
+            assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 4}
+    per_case = pd.read_csv(study / "results/per_case.csv")
+    assert list(per_case.columns[:9]) == ["model", "subject", "region", "dice", "hd95_mm",
+                                          "sensitivity", "specificity", "volume_true_ml",
+                                          "volume_pred_ml"]
+    assert len(per_case) == len(MODELS) * len(split["test"]) * 3
+    assert set(per_case["subject"]) == set(split["test"])  # never a training or validation case
+    benchmark = pd.read_csv(study / "results/benchmark.csv")
+    assert len(benchmark) == len(MODELS) * 3
+    assert {"dice_mean", "dice_sd", "dice_median", "hd95_mm_mean", "volume_abs_error_ml_mean",
+            "predict_seconds_per_case", "trainable_parameters", "training_seconds"} <= set(
+        benchmark.columns)
+    metrics = json.loads((study / "results/metrics.json").read_text())
+    assert set(metrics) == set(MODELS)
+    comparison = pd.read_csv(study / "results/comparison.csv")
+    assert len(comparison) == 3 * 3  # three model pairs, three regions
+
+
+def test_finished_run_has_nothing_to_do_and_one_model_change_reruns_only_it(finished_study: Path):
+    rerun = snakemake(finished_study, "-n")
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+    split = json.loads((finished_study / "results/split.json").read_text())
     changed = copy.deepcopy(TINY)
     changed["models"]["unet3d"]["batch_size"] = 1
-    dry = snakemake(tmp_path, "-n", config=changed)
-    assert job_counts(dry.stdout + dry.stderr) == {"train": 1, "all": 1}
+    dry = snakemake(finished_study, "-n", config=changed)
+    assert job_counts(dry.stdout + dry.stderr) == {
+        "train": 1, "predict": len(split["test"]), "evaluate": 1, "tables": 1, "all": 1}
     assert "results/models/unet3d.keras" in dry.stdout + dry.stderr
 
 
-def test_trained_models_load_back_in_safe_mode(tmp_path: Path):
-    snakemake(tmp_path, "results/models/unet2d.keras")
+def test_trained_models_load_back_in_safe_mode(finished_study: Path):
     code = ("import sys, keras, brats_unet.models; "
             "m = keras.saving.load_model(sys.argv[1], safe_mode=True); "
             "print(m.name, m.output.shape)")
     result = subprocess.run([sys.executable, "-c", code,
-                             str(tmp_path / "results/models/unet2d.keras")],
+                             str(finished_study / "results/models/unet2d.keras")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("unet2d (None, None, None, 3)")
+
+
+def test_segment_one_new_patient(finished_study: Path, tmp_path: Path):
+    subject = "BraTS20_Training_002"
+    folder = finished_study / "data/synthetic" / subject
+    out = tmp_path / "seg.nii.gz"
+    cli = Path(sys.executable).with_name("brats-unet")
+    result = subprocess.run(
+        [str(cli), "segment", "--model", str(finished_study / "results/models/unet3d.keras"),
+         *[arg for c in ("flair", "t1", "t1ce", "t2")
+           for arg in (f"--{c}", str(folder / f"{subject}_{c}.nii.gz"))],
+         "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = dict(line.split("\t") for line in result.stdout.splitlines()[1:])
+    assert set(lines) == {"WT", "TC", "ET"} and all(v.endswith(" ml") for v in lines.values())
+    source = nib.load(folder / f"{subject}_flair.nii.gz")
+    written = nib.load(out)
+    assert written.shape == source.shape
+    np.testing.assert_array_equal(written.affine, source.affine)
 
 
 def test_real_data_folder_with_bad_subjects_yields_a_qc_table(tmp_path: Path):

@@ -43,6 +43,29 @@ def _qc(args: argparse.Namespace) -> int:
     return 1 if n_bad else 0
 
 
+def _segment(args: argparse.Namespace) -> int:
+    import os
+
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend  # before Keras is imported
+    from brats_unet.segment import segment_new_patient
+    from brats_unet.validation import InvalidSubject
+
+    images = {"flair": args.flair, "t1": args.t1, "t1ce": args.t1ce, "t2": args.t2}
+    try:
+        result = segment_new_patient(
+            args.model, images, args.out, patch_size=args.patch,
+            label_convention=args.label_convention, overlap=args.overlap, mirror=args.mirror,
+            threshold=args.threshold, min_et_voxels=args.min_et_voxels)
+    except InvalidSubject as err:
+        print(f"brats-unet segment: {err.problem.file}: {err.problem.problem}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({result['seconds']:.1f} s)")
+    for region, ml in result["volumes_ml"].items():
+        print(f"{region}\t{ml:.2f} ml")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brats-unet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--affine-atol-mm", type=float, default=1e-3)
     qc.add_argument("--out", type=Path, help="write the table here instead of standard output")
     qc.set_defaults(func=_qc)
+
+    seg = sub.add_parser("segment", help="segment one new patient with a trained model and "
+                         "print each region's volume in ml")
+    seg.add_argument("--model", type=Path, required=True, help="a trained .keras model")
+    for contrast in ("flair", "t1", "t1ce", "t2"):
+        seg.add_argument(f"--{contrast}", type=Path, required=True, help=f"the {contrast} NIfTI")
+    seg.add_argument("--out", type=Path, required=True, help="segmentation to write (.nii.gz)")
+    seg.add_argument("--patch", type=int, nargs=3, metavar=("Z", "Y", "X"),
+                     help="3D window (default: the training patch, from <model>.json)")
+    seg.add_argument("--overlap", type=float, default=0.5)
+    seg.add_argument("--mirror", action="store_true", help="test-time flips")
+    seg.add_argument("--threshold", type=float, default=0.5)
+    seg.add_argument("--min-et-voxels", type=int, default=0)
+    seg.add_argument("--label-convention", choices=("brats2020", "brats2021"), default="brats2020")
+    seg.add_argument("--backend", choices=("tensorflow", "torch"),
+                     help="Keras back end (default: KERAS_BACKEND, else tensorflow)")
+    seg.set_defaults(func=_segment)
     return parser
 
 

@@ -1,4 +1,5 @@
 # The subject table, computed once when the workflow is parsed, and input functions.
+import json
 from pathlib import Path
 
 from brats_unet.subjects import CONTRASTS, SUBJECT_PATTERN, SubjectFiles, discover_subjects
@@ -58,3 +59,18 @@ def discovery_exclusions():
 
 wildcard_constraints:
     model="|".join(config["model_names"]),
+
+
+def split_subjects(*groups):
+    """Subjects of the given groups of results/split.json (known once the split has run)."""
+    with open(checkpoints.split.get().output[0]) as handle:
+        split = json.load(handle)
+    return sorted(s for group in groups for s in split[group])
+
+
+def label_file(subject):
+    return str(SUBJECT_FILES[subject].label)
+
+
+def model_patch(model):
+    return config["models"][model]["patch_size"]

@@ -40,7 +40,7 @@ rule qc_table:
         "../../scripts/qc_table.py"
 
 
-rule split:
+checkpoint split:
     input:
         "results/qc/subjects.tsv",
     output:

@@ -1,0 +1,19 @@
+"""Snakemake job: score one model's predictions of the test subjects on their original grid."""
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
+from brats_unet.evaluation import evaluate_model
+from brats_unet.io import atomic_path
+from brats_unet.logs import job_log
+
+with job_log(snakemake.log[0]) as log:
+    table = evaluate_model(
+        snakemake.wildcards.model,
+        snakemake.params.subjects,
+        snakemake.input.segmentations,
+        snakemake.input.labels,
+        snakemake.input.timings,
+        label_convention=snakemake.params.label_convention,
+    )
+    with atomic_path(snakemake.output[0]) as tmp:
+        table.to_csv(tmp, index=False)
+    log.info("%s: %d rows, mean Dice by region %s", snakemake.wildcards.model, len(table),
+             table.groupby("region")["dice"].mean().round(3).to_dict())

@@ -1,0 +1,21 @@
+"""Snakemake job: segment one subject with one model, in the input's geometry."""
+import os
+
+os.environ["KERAS_BACKEND"] = snakemake.params.backend  # before Keras is imported
+
+import _bootstrap  # noqa: F401, E402  (the package, also in a conda job environment)
+from brats_unet.segment import predict_to_file  # noqa: E402
+from brats_unet.logs import job_log  # noqa: E402
+
+with job_log(snakemake.log[0]) as log:
+    timing = predict_to_file(
+        snakemake.input.model,
+        snakemake.input.case,
+        snakemake.output.segmentation,
+        snakemake.output.timing,
+        patch_size=snakemake.params.patch_size,
+        label_convention=snakemake.params.label_convention,
+        **snakemake.params.inference,
+    )
+    log.info("%s / %s: %.2f s", snakemake.wildcards.model, snakemake.wildcards.subject,
+             timing["predict_seconds"])
