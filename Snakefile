@@ -20,6 +20,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -28,6 +29,7 @@ rule all:
         "results/split.json",
         expand("results/models/{model}.keras", model=config["model_names"]),
         rules.tables.output,
+        "reports/report.html",
         # subjects without a label map are predicted, not scored
         lambda wildcards: expand(
             "results/predictions/{model}/{subject}.nii.gz",

@@ -140,3 +140,15 @@ def test_brain_mask_is_the_union_of_non_zero_voxels():
     a[0, 0, 0] = 1
     b[1, 1, 0] = -3
     assert brain_mask({"a": a, "b": b}).sum() == 2
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path: Path):
+    import os
+    import stat
+
+    from brats_unet.io import write_json
+
+    write_json({"a": 1}, tmp_path / "x.json")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~mask

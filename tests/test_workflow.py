@@ -136,8 +136,35 @@ def test_finished_run_has_nothing_to_do_and_one_model_change_reruns_only_it(fini
     changed["models"]["unet3d"]["batch_size"] = 1
     dry = snakemake(finished_study, "-n", config=changed)
     assert job_counts(dry.stdout + dry.stderr) == {
-        "train": 1, "predict": len(split["test"]), "evaluate": 1, "tables": 1, "all": 1}
+        "train": 1, "predict": len(split["test"]), "evaluate": 1, "tables": 1, "report": 1,
+        "all": 1}
     assert "results/models/unet3d.keras" in dry.stdout + dry.stderr
+
+
+def test_report_is_self_contained_and_shows_table_and_figures(finished_study: Path, tmp_path):
+    from brats_unet.browser import find_chromium, ink_fraction, rendered_dom, screenshot
+
+    page = finished_study / "reports/report.html"
+    html = page.read_text()
+    assert "http://" not in html and "https://" not in html and "<script src" not in html
+    assert html.count("data:image/png;base64,") >= 9  # six figures and three overlays
+    for name in ("dice_by_model", "hd95_by_model", "volume_agreement", "bland_altman",
+                 "training_curves", "slicewise_vs_case", "overlay_best", "overlay_median",
+                 "overlay_worst"):
+        assert (finished_study / f"reports/figures/{name}.png").stat().st_size > 1000
+    for model in MODELS:
+        assert model in html
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed: the page was not looked at")
+    shot = screenshot(page, tmp_path / "report.png", width=1400, height=2400)
+    assert ink_fraction(shot) > 0.03  # not blank
+    dom = rendered_dom(page)
+    assert dom.count("<table") >= 2 and dom.count("<img") >= 9
+
+
+def test_snakemake_report_archive(finished_study: Path):
+    snakemake(finished_study, "--report", "report.zip")
+    assert (finished_study / "report.zip").stat().st_size > 10_000
 
 
 def test_trained_models_load_back_in_safe_mode(finished_study: Path):

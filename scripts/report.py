@@ -1,0 +1,20 @@
+"""Snakemake job: the HTML benchmark report and its figures."""
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
+from pathlib import Path
+
+from brats_unet.io import atomic_path
+from brats_unet.logs import job_log
+from brats_unet.report import write_report
+
+with job_log(snakemake.log[0]) as log:
+    inputs, params = snakemake.input, snakemake.params
+    html = write_report(
+        per_case=inputs.per_case, benchmark=inputs.benchmark, comparison=inputs.comparison,
+        qc=inputs.qc, histories=inputs.histories, summaries=inputs.summaries,
+        subjects=params.subjects, flair=inputs.flair, labels=inputs.labels,
+        predictions=inputs.predictions, config=params.config, repo_dir=Path(params.repo_dir),
+        figures_dir=Path(snakemake.output.figures), label_convention=params.label_convention,
+    )
+    with atomic_path(snakemake.output.html) as tmp:
+        tmp.write_text(html)
+    log.info("report: %s (%d kB)", snakemake.output.html, len(html) // 1024)

@@ -1,0 +1,44 @@
+# The benchmark report: one self-contained HTML page, its figures as PNG too.
+
+
+rule report:
+    input:
+        per_case="results/per_case.csv",
+        benchmark="results/benchmark.csv",
+        comparison="results/comparison.csv",
+        qc="results/qc/subjects.tsv",
+        split="results/split.json",
+        histories=expand("results/models/{model}.history.csv", model=config["model_names"]),
+        summaries=expand("results/models/{model}.json", model=config["model_names"]),
+        flair=lambda wildcards: [
+            str(SUBJECT_FILES[s].images["flair"]) for s in split_subjects("test")
+        ],
+        labels=lambda wildcards: [label_file(s) for s in split_subjects("test")],
+        predictions=lambda wildcards: expand(
+            "results/predictions/{model}/{subject}.nii.gz",
+            model=config["model_names"],
+            subject=split_subjects("test"),
+        ),
+    output:
+        html=report(
+            "reports/report.html",
+            caption="../report/report.rst",
+            category="Benchmark report",
+        ),
+        figures=report(
+            directory("reports/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    log:
+        "logs/report.log",
+    params:
+        config=config,
+        subjects=lambda wildcards: split_subjects("test"),
+        label_convention=config["label_convention"],
+        repo_dir=workflow.basedir,
+    conda:
+        ENV
+    script:
+        "../../scripts/report.py"
