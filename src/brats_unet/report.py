@@ -156,26 +156,33 @@ def hd95_by_model(per_case: pd.DataFrame) -> Figure:
     return _box_with_points(per_case, "hd95_mm", "HD95 (mm)", "95th-percentile Hausdorff distance")
 
 
-def volume_agreement(per_case: pd.DataFrame) -> Figure:
-    """Predicted against true volume (ml) by model, one panel per region; identity dashed."""
+def _scatter_by_region(per_case: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
+                       title: str) -> Figure:
+    """``y`` against ``x`` coloured by model, one panel per region, identity dashed."""
     regions = _regions(per_case)
     models = _models(per_case)
     fig, axes = _panel_grid(len(regions))
     for ax, region in zip(axes, regions, strict=False):
         data = per_case[per_case["region"] == region]
         sns.scatterplot(
-            data=data, x="volume_true_ml", y="volume_pred_ml", hue="model", hue_order=models,
+            data=data, x=x, y=y, hue="model", hue_order=models,
             style="model", style_order=models, palette="colorblind", s=45, ax=ax,
         )
-        _identity_line(ax, list(data["volume_true_ml"]) + list(data["volume_pred_ml"]))
+        _identity_line(ax, list(data[x]) + list(data[y]))
         ax.set_title(region)
-        ax.set_xlabel("true volume (ml)")
-        ax.set_ylabel("predicted volume (ml)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         if ax.get_legend() is not None and ax is not axes[-1]:
             ax.get_legend().remove()
-    fig.suptitle("Volume agreement")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def volume_agreement(per_case: pd.DataFrame) -> Figure:
+    """Predicted against true volume (ml) by model, one panel per region; identity dashed."""
+    return _scatter_by_region(per_case, "volume_true_ml", "volume_pred_ml", "true volume (ml)",
+                              "predicted volume (ml)", "Volume agreement")
 
 
 def bland_altman(per_case: pd.DataFrame, region: str = "WT") -> Figure:
@@ -242,24 +249,8 @@ def training_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
 
 def slicewise_vs_case(per_case: pd.DataFrame) -> Figure:
     """Slice-wise Dice against per-case Dice, one panel per region, identity dashed."""
-    regions = _regions(per_case)
-    models = _models(per_case)
-    fig, axes = _panel_grid(len(regions))
-    for ax, region in zip(axes, regions, strict=False):
-        data = per_case[per_case["region"] == region]
-        sns.scatterplot(
-            data=data, x="dice", y="dice_slicewise", hue="model", hue_order=models,
-            style="model", style_order=models, palette="colorblind", s=45, ax=ax,
-        )
-        _identity_line(ax, list(data["dice"]) + list(data["dice_slicewise"]))
-        ax.set_title(region)
-        ax.set_xlabel("per-case Dice")
-        ax.set_ylabel("slice-wise Dice")
-        if ax.get_legend() is not None and ax is not axes[-1]:
-            ax.get_legend().remove()
-    fig.suptitle("Slice-wise against per-case Dice")
-    fig.tight_layout()
-    return fig
+    return _scatter_by_region(per_case, "dice", "dice_slicewise", "per-case Dice",
+                              "slice-wise Dice", "Slice-wise against per-case Dice")
 
 
 def plane_axes(affine: np.ndarray | None) -> dict[str, int]:
