@@ -348,7 +348,7 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
 
     start = time.perf_counter()
     trainer.fit(train_data, validation_data=validation_data, epochs=settings.epochs,
-              callbacks=callbacks, shuffle=False, verbose=2)
+                callbacks=callbacks, shuffle=False, verbose=2)
     seconds = time.perf_counter() - start
 
     if not best_path.exists():
