@@ -27,7 +27,7 @@ rule all:
     input:
         "results/qc/subjects.tsv",
         "results/split.json",
-        expand("results/models/{model}.keras", model=config["model_names"]),
+        model_files(".keras"),
         rules.tables.output,
         "reports/report.html",
         # subjects without a label map are predicted, not scored

@@ -66,6 +66,23 @@ def _segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish_weights(args: argparse.Namespace) -> int:
+    import yaml
+
+    from brats_unet.weights import publish_weights
+
+    models = args.models
+    if not models:
+        with open(args.config) as handle:
+            models = yaml.safe_load(handle)["model_names"]
+    manifest = publish_weights(args.models_dir, args.out, models)
+    for model, entry in manifest["models"].items():
+        print(f"{model}\t{entry[model + '.keras']}")
+    print(f"published {len(models)} model(s) to {args.out}; track them: dvc repro publish_weights "
+          "(or dvc add), then dvc push", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brats-unet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--backend", choices=("tensorflow", "torch"),
                      help="Keras back end (default: KERAS_BACKEND, else tensorflow)")
     seg.set_defaults(func=_segment)
+
+    pub = sub.add_parser("publish-weights", help="copy trained models into the folder DVC "
+                         "tracks and pushes (read back with `weights: pretrained`)")
+    pub.add_argument("models", nargs="*", help="models to publish (default: config model_names)")
+    pub.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    pub.add_argument("--models-dir", type=Path, default=Path("results/models"))
+    pub.add_argument("--out", type=Path, default=Path("weights"))
+    pub.set_defaults(func=_publish_weights)
     return parser
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from brats_unet.subjects import CONTRASTS, SUBJECT_PATTERN, SubjectFiles, discover_subjects
 from brats_unet.synthetic import subject_name
+from brats_unet.weights import missing_pretrained
 
 SYNTHETIC_DIR = Path("data/synthetic")
 ENV = "../envs/brats-unet.yaml"
@@ -26,6 +27,8 @@ def real_subjects():
         raise WorkflowError(f"config data_dir: {err}") from None
     for note in found.ignored:
         logger.info(f"data_dir: ignored {note}")
+    for problem in found.excluded:
+        logger.warning(f"data_dir: excluded {problem}")
     if not found.subjects and not found.excluded:
         raise WorkflowError(
             f"config data_dir: no subject folders in {config['data_dir']!r} (expected folders "
@@ -74,3 +77,25 @@ def label_file(subject):
 
 def model_patch(model):
     return config["models"][model]["patch_size"]
+
+
+# Trained here (results/models/, written by rule train) or pulled (pretrained_dir, written by
+# no rule: pulled files' new modification times then never trigger retraining).
+PRETRAINED = config["weights"] == "pretrained"
+MODELS_DIR = config["pretrained_dir"] if PRETRAINED else "results/models"
+
+if PRETRAINED and (missing := missing_pretrained(MODELS_DIR, config["model_names"])):
+    raise WorkflowError(
+        "config weights: pretrained, but these files are missing: " + ", ".join(missing)
+        + f". Pull them (`dvc pull publish_weights`) or set pretrained_dir; {MODELS_DIR}/ must "
+        "hold <model>.keras, <model>.json and <model>.history.csv for every model in model_names."
+    )
+
+
+def model_file(model, suffix=".keras"):
+    """A model's weights (.keras), training summary (.json) or history (.history.csv)."""
+    return f"{MODELS_DIR}/{model}{suffix}"
+
+
+def model_files(suffix):
+    return [model_file(model, suffix) for model in config["model_names"]]

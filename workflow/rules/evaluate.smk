@@ -3,7 +3,7 @@
 
 rule predict:
     input:
-        model="results/models/{model}.keras",
+        model=lambda wildcards: model_file(wildcards.model),
         case="results/preprocessed/{subject}",
     output:
         segmentation="results/predictions/{model}/{subject}.nii.gz",
@@ -41,6 +41,7 @@ rule evaluate:
             subject=split_subjects("test"),
         ),
         labels=lambda wildcards: [label_file(s) for s in split_subjects("test")],
+        summary=lambda wildcards: model_file(wildcards.model, ".json"),
     output:
         "results/metrics/{model}.csv",
     log:
@@ -59,7 +60,7 @@ rule evaluate:
 rule tables:
     input:
         metrics=expand("results/metrics/{model}.csv", model=config["model_names"]),
-        summaries=expand("results/models/{model}.json", model=config["model_names"]),
+        summaries=model_files(".json"),
     output:
         per_case="results/per_case.csv",
         benchmark="results/benchmark.csv",

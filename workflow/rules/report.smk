@@ -8,8 +8,8 @@ rule report:
         comparison="results/comparison.csv",
         qc="results/qc/subjects.tsv",
         split="results/split.json",
-        histories=expand("results/models/{model}.history.csv", model=config["model_names"]),
-        summaries=expand("results/models/{model}.json", model=config["model_names"]),
+        histories=model_files(".history.csv"),
+        summaries=model_files(".json"),
         flair=lambda wildcards: [
             str(SUBJECT_FILES[s].images["flair"]) for s in split_subjects("test")
         ],
