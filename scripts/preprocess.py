@@ -4,7 +4,7 @@ from pathlib import Path
 
 from brats_unet.logs import job_log
 from brats_unet.preprocessing import preprocess_to_folder
-from brats_unet.subjects import CONTRASTS, SubjectFiles
+from brats_unet.subjects import CONTRASTS, Problem, SubjectFiles
 
 with job_log(snakemake.log[0]) as log:
     inputs = snakemake.input
@@ -22,4 +22,5 @@ with job_log(snakemake.log[0]) as log:
     if record["status"] == "included":
         log.info("%s: preprocessed into %s", files.subject, snakemake.output[0])
     else:
-        log.warning("%s: excluded: %s: %s", files.subject, record["file"], record["problem"])
+        # the same line as in logs/qc_table.log and the QC table's row
+        log.warning("excluded %s", Problem(files.subject, record["file"], record["problem"]))

@@ -2,14 +2,15 @@
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from brats_unet.logs import job_log
 from brats_unet.preprocessing import qc_record, read_qc
-from brats_unet.qc import qc_table, write_qc_table
+from brats_unet.qc import excluded_problems, qc_table, write_qc_table
 from brats_unet.subjects import Problem
 
 with job_log(snakemake.log[0]) as log:
     records = [read_qc(folder) for folder in snakemake.input]
-    records += [qc_record(p["subject"], Problem(**p)) for p in snakemake.params.discovery_exclusions]
+    records += [qc_record(p["subject"], Problem(**p))
+                for p in snakemake.params.discovery_exclusions]
     table = qc_table(records)
     write_qc_table(table, snakemake.output[0])
-    for row in table[table["status"] == "excluded"].itertuples():
-        log.warning("excluded %s: %s: %s", row.subject, row.file, row.problem)
+    for problem in excluded_problems(table):
+        log.warning("excluded %s", problem)
     log.info("%d subjects, %d excluded", len(table), int((table["status"] == "excluded").sum()))

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from brats_unet.preprocessing import qc_record
-from brats_unet.qc import included_subjects, qc_table, read_qc_table, write_qc_table
+from brats_unet.qc import (excluded_problems, included_subjects, qc_table, read_qc_table,
+                           write_qc_table)
 from brats_unet.subjects import Problem
 
 
@@ -25,3 +26,13 @@ def test_table_round_trip_and_included_subjects(tmp_path: Path):
 def test_a_subject_twice_is_an_error():
     with pytest.raises(ValueError, match="more than once"):
         qc_table([qc_record("A", has_label=True), qc_record("A", has_label=True)])
+
+
+def test_excluded_problems_survive_odd_names_in_the_file(tmp_path: Path):
+    odd = "a\tb\nc"  # a folder name may hold tabs and newlines
+    records = [qc_record("B", has_label=True),
+               qc_record(odd, Problem(odd, f"{odd}/", 'not "allowed"'), has_label=None)]
+    write_qc_table(qc_table(records), tmp_path / "subjects.tsv")
+    table = read_qc_table(tmp_path / "subjects.tsv")
+    assert excluded_problems(table) == [Problem(odd, f"{odd}/", 'not "allowed"')]
+    assert included_subjects(table) == (["B"], [])

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from brats_unet.io import atomic_path
+from brats_unet.subjects import Problem
 
 QC_COLUMNS = ["subject", "status", "has_label", "file", "problem"]
 
@@ -39,3 +40,9 @@ def included_subjects(table: pd.DataFrame) -> tuple[list[str], list[str]]:
     included = table[table["status"] == "included"]
     has_label = included["has_label"].astype(str).str.lower() == "true"
     return sorted(included.loc[has_label, "subject"]), sorted(included.loc[~has_label, "subject"])
+
+
+def excluded_problems(table: pd.DataFrame) -> list[Problem]:
+    """The excluded subjects' problems, in table order (``str()`` of one is its log line)."""
+    excluded = table[table["status"] == "excluded"]
+    return [Problem(str(r.subject), str(r.file), str(r.problem)) for r in excluded.itertuples()]

@@ -1,10 +1,15 @@
 """Finding BraTS subjects in a data folder.
 
 A subject is a folder of ``data_dir`` holding NIfTI files (``.nii`` or
-``.nii.gz``) named ``<anything>_<suffix>``, suffix one of ``flair``, ``t1``,
+``.nii.gz``) named ``<prefix>_<suffix>``, suffix one of ``flair``, ``t1``,
 ``t1ce``, ``t2`` (required) and ``seg`` (the label map, optional: without it the
-subject is inference-only). Files beside the subject folders (BraTS ships
-``name_mapping.csv`` and ``survival_info.csv``) are ignored.
+subject is inference-only). The suffix is matched ignoring case; the prefix
+(BraTS: the subject's name) must be the same for all of a folder's files, so a
+folder mixing two subjects' files is refused. A folder of NIfTI files named
+otherwise (``flair.nii.gz``, BraTS 2023's ``...-t2f.nii.gz``, nnU-Net's
+``..._0000.nii.gz``) is excluded with the naming it should follow. Entries
+beside the subject folders (BraTS ships ``name_mapping.csv`` and
+``survival_info.csv``) are ignored and noted.
 
 A widely used copy of BraTS 2020 names BraTS20_Training_355's label map
 ``W39_1998.09.19_Segm.nii``: when no ``*_seg`` file exists, the one other NIfTI
@@ -72,36 +77,68 @@ def check_subject_name(name: str) -> str | None:
     )
 
 
-def _suffix_of(stem: str) -> str:
-    return stem.rsplit("_", 1)[-1].lower()
+def _split_stem(stem: str) -> tuple[str, str] | None:
+    """``(prefix, suffix)`` of ``<prefix>_<suffix>``, the suffix lower-cased; None without both."""
+    prefix, _, suffix = stem.rpartition("_")
+    if not prefix or not suffix:
+        return None
+    return prefix, suffix.lower()
+
+
+def _listing(names: list[str], limit: int = 8) -> str:
+    shown = sorted(names)[:limit]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "") if names else "none"
+
+
+EXPECTED_NAMING = (
+    "<subject>_flair, <subject>_t1, <subject>_t1ce, <subject>_t2 and optionally <subject>_seg, "
+    "each .nii or .nii.gz"
+)
 
 
 def classify_folder(subject: str, folder: Path, names: list[str]) -> SubjectFiles | Problem:
     """Match a subject folder's file names to the contrasts and the label map."""
+    where = f"{folder.name}/"
+    niftis = sorted(n for n in names if nifti_stem(n) is not None)
     found: dict[str, list[str]] = {}
+    prefixes: dict[str, str] = {}  # lower-cased prefix -> as written
     others: list[str] = []
-    for name in sorted(names):
-        stem = nifti_stem(name)
-        if stem is None:
-            continue
-        suffix = _suffix_of(stem)
-        if suffix in CONTRASTS or suffix == LABEL_SUFFIX:
-            found.setdefault(suffix, []).append(name)
+    for name in niftis:
+        parts = _split_stem(nifti_stem(name))
+        if parts is not None and parts[1] in (*CONTRASTS, LABEL_SUFFIX):
+            found.setdefault(parts[1], []).append(name)
+            prefixes.setdefault(parts[0].lower(), parts[0])
         else:
             others.append(name)
 
+    if not any(c in found for c in CONTRASTS):
+        return Problem(
+            subject, where,
+            f"file names do not follow the BraTS naming (expected {EXPECTED_NAMING}; "
+            f"found: {_listing(niftis)})",
+        )
     for suffix, files in found.items():
         if len(files) > 1:
             return Problem(subject, ", ".join(files), f"more than one file for {suffix}")
+    if len(prefixes) > 1:
+        named = [f for files in found.values() for f in files]
+        # name the strays when the folder's own name is one of the prefixes
+        strays = [f for f in named
+                  if _split_stem(nifti_stem(f))[0].lower() != subject.lower()]
+        return Problem(
+            subject, ", ".join(strays if len(strays) < len(named) else named),
+            f"the file names name different subjects ({', '.join(sorted(prefixes.values()))}); "
+            "one folder must hold one subject's files",
+        )
 
     missing = [c for c in CONTRASTS if c not in found]
     if missing:
-        listing = ", ".join(sorted(n for n in names if nifti_stem(n))) or "no NIfTI files"
         expected = ", ".join(f"*_{c}.nii[.gz]" for c in missing)
         return Problem(
-            subject,
-            str(folder),
-            f"missing contrast {', '.join(missing)} (expected {expected}; found: {listing})",
+            subject, where,
+            f"missing contrast {', '.join(missing)} (expected {expected}; "
+            f"found: {_listing(niftis)})",
         )
 
     label: Path | None = None
@@ -122,9 +159,10 @@ def classify_folder(subject: str, folder: Path, names: list[str]) -> SubjectFile
 def discover_subjects(data_dir: str | os.PathLike) -> Discovery:
     """Find the subjects in ``data_dir``, sorted by name.
 
-    Subjects whose folder cannot be used (unsafe name, missing contrast,
-    ambiguous files) are returned in ``excluded`` with the reason; nothing
-    that looks like a subject is dropped silently.
+    Subjects whose folder cannot be used (unsafe name, other naming, missing
+    contrast, ambiguous or mixed files) are returned in ``excluded`` with the
+    reason; nothing that looks like a subject is dropped silently. Every other
+    entry is noted in ``ignored``.
     """
     root = Path(data_dir)
     if not root.exists():
@@ -135,19 +173,24 @@ def discover_subjects(data_dir: str | os.PathLike) -> Discovery:
     found = Discovery()
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if not entry.is_dir():
-            if nifti_stem(entry.name) is not None:
-                found.ignored.append(f"{entry.name}: a NIfTI file outside any subject folder")
+            what = "a NIfTI file" if nifti_stem(entry.name) is not None else "a file"
+            found.ignored.append(f"{entry.name!r}: {what} outside any subject folder")
             continue
         if entry.name.startswith("."):
-            found.ignored.append(f"{entry.name}: hidden folder")
+            found.ignored.append(f"{entry.name!r}: hidden folder")
             continue
-        names = os.listdir(entry.path)
+        try:
+            names = os.listdir(entry.path)
+        except OSError as err:
+            found.excluded.append(Problem(entry.name, f"{entry.name}/",
+                                          f"cannot list the folder ({err.strerror})"))
+            continue
         if not any(nifti_stem(n) for n in names):
-            found.ignored.append(f"{entry.name}: folder without NIfTI files")
+            found.ignored.append(f"{entry.name!r}: folder without NIfTI files")
             continue
         bad_name = check_subject_name(entry.name)
         if bad_name:
-            found.excluded.append(Problem(entry.name, entry.name, bad_name))
+            found.excluded.append(Problem(entry.name, f"{entry.name}/", bad_name))
             continue
         result = classify_folder(entry.name, Path(entry.path), names)
         if isinstance(result, Problem):
