@@ -141,6 +141,18 @@ def test_finished_run_has_nothing_to_do_and_one_model_change_reruns_only_it(fini
     assert "results/models/unet3d.keras" in dry.stdout + dry.stderr
 
 
+def test_a_preprocessing_change_reruns_everything_downstream_of_it(finished_study: Path):
+    changed = copy.deepcopy(TINY)
+    changed["validation"] = {"affine_atol_mm": 0.01}
+    dry = snakemake(finished_study, "-n", config=changed)
+    # The synthetic inputs stay; every job after them runs again. The predict jobs hang on the
+    # split checkpoint's new output, so Snakemake adds them once the split has rerun (and each
+    # reads a retrained model, so all of them rerun).
+    assert job_counts(dry.stdout + dry.stderr) == {
+        "preprocess": 4, "qc_table": 1, "split": 1, "train": 3, "evaluate": 3, "tables": 1,
+        "report": 1, "all": 1}
+
+
 def test_report_is_self_contained_and_shows_table_and_figures(finished_study: Path, tmp_path):
     from brats_unet.browser import find_chromium, ink_fraction, rendered_dom, screenshot
 
