@@ -1,6 +1,8 @@
 # brats-unet: a reproducible benchmark of 2D and 3D U-Nets on BraTS-format MRI.
 # Run on the embedded synthetic default:   snakemake --cores 2
 # Run on real data:                        snakemake --cores 8 --config data_dir=/path/to/BraTS2020
+import os
+
 from snakemake.utils import min_version
 
 from brats_unet.config import config_problems
@@ -13,6 +15,12 @@ configfile: workflow.source_path("config/config.yaml")
 
 if problems := config_problems(config, workflow.source_path("config/schema.yaml")):
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+# Jobs write nothing outside the working directory: Keras' settings file and matplotlib's
+# font cache go under .snakemake/ instead of the home folder (unless the user chose a place).
+os.environ.setdefault("KERAS_HOME", os.path.abspath(".snakemake/keras"))
+os.environ.setdefault("MPLCONFIGDIR", os.path.abspath(".snakemake/matplotlib"))
 
 
 include: "workflow/rules/common.smk"

@@ -340,7 +340,8 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
         MeanValidationDice(),
         BestCheckpoint(model, best_path, best_so_far(state_history) if resuming else None),
         keras.callbacks.CSVLogger(state_history, append=resuming),
-        keras.callbacks.BackupAndRestore(state_dir / "backup"),
+        # double_checkpoint: a kill while the backup is written falls back to the one before
+        keras.callbacks.BackupAndRestore(state_dir / "backup", double_checkpoint=True),
     ]
     if settings.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
