@@ -153,6 +153,47 @@ def test_a_preprocessing_change_reruns_everything_downstream_of_it(finished_stud
         "report": 1, "all": 1}
 
 
+def weight_arrays(keras_file: Path) -> dict[str, np.ndarray]:
+    """Every array in a .keras file's weights (its metadata holds the save date, so not bytes)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    arrays = {}
+    with zipfile.ZipFile(keras_file) as archive:
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+            weights.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                               if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_same_config_and_seed_give_the_same_study_bit_for_bit(finished_study: Path, tmp_path):
+    again = tmp_path / "again"
+    again.mkdir()
+    snakemake(again)
+    for path in ("results/split.json", "results/qc/subjects.tsv"):
+        assert (again / path).read_bytes() == (finished_study / path).read_bytes(), path
+    for case in sorted((finished_study / "results/preprocessed").iterdir()):
+        for name in ("image.npy", "label.npy", "properties.json"):
+            assert (again / "results/preprocessed" / case.name / name).read_bytes() == (
+                case / name).read_bytes(), f"{case.name}/{name}"
+    for model in MODELS:
+        ours = weight_arrays(again / f"results/models/{model}.keras")
+        theirs = weight_arrays(finished_study / f"results/models/{model}.keras")
+        assert ours.keys() == theirs.keys() and len(ours) > 10
+        for name in ours:
+            np.testing.assert_array_equal(ours[name], theirs[name], err_msg=f"{model}: {name}")
+        history = [pd.read_csv(study / f"results/models/{model}.history.csv")
+                   .drop(columns="epoch_seconds") for study in (again, finished_study)]
+        pd.testing.assert_frame_equal(*history)
+    for path in ("results/per_case.csv", "results/benchmark.csv"):
+        tables = [pd.read_csv(study / path) for study in (again, finished_study)]
+        timing = [c for c in tables[0].columns if "seconds" in c or "per_second" in c]
+        pd.testing.assert_frame_equal(tables[0].drop(columns=timing),
+                                      tables[1].drop(columns=timing))
+
+
 def test_report_is_self_contained_and_shows_table_and_figures(finished_study: Path, tmp_path):
     from brats_unet.browser import find_chromium, ink_fraction, rendered_dom, screenshot
 
@@ -239,6 +280,8 @@ def test_real_data_folder_with_bad_subjects_yields_a_qc_table(tmp_path: Path):
         ({"unknown_key": 1}, "unknown_key"),
         ({"split": {"seed": "forty-two"}}, "forty-two"),
         ({"label_convention": "brats2019"}, "brats2019"),
+        ({"model_names": ["unet2d", "unet4d"]}, "'unet4d' is not one of"),
+        ({"training": {"epochs": "ten"}}, "training.epochs: 'ten' is not of type 'integer'"),
     ],
 )
 def test_config_mistakes_stop_before_any_job(tmp_path: Path, config, message):
