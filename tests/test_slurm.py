@@ -1,0 +1,159 @@
+"""The workflow through SLURM: bin/slurm-local starts a one-node cluster on 127.0.0.1 and the
+profile workflow/profiles/slurm submits every job to it with sbatch."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_workflow import REPO, SNAKEMAKE, TINY, job_counts, snakemake
+
+pytestmark = pytest.mark.workflow
+
+MODEL = "unet2d"
+# The local node has no GPU and 2 CPUs: the test's jobs ask for no GPU and little memory and time.
+CONFIG = {**copy.deepcopy(TINY), "model_names": [MODEL],
+          "train_resources": {"gpu": 0, "mem_mb": 3000, "runtime": 20},
+          "inference_resources": {"gpu": 0, "mem_mb": 2000, "runtime": 10}}
+# No accounting database, hence no sacct: the executor asks squeue, early and often (short jobs).
+SLURM_ARGS = ("--workflow-profile", str(REPO / "workflow/profiles/slurm"),
+              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1")
+DEFAULT_RESOURCES = {key: value for key, value in CONFIG.items()
+                     if key not in ("train_resources", "inference_resources")}
+TARGETS = (f"results/models/{MODEL}.keras", "results/qc/subjects.tsv")
+SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+
+
+def _fields(record: str) -> dict[str, str]:
+    """``Key=value`` pairs of a one-line SLURM record (scontrol -o, the job-completion file)."""
+    return dict(re.findall(r"(\w+)=(\S*)", record))
+
+
+@pytest.fixture(scope="module")
+def job_records() -> Path:
+    """Start (or check) the local cluster; return its job-completion file."""
+    if os.geteuid() != 0:
+        pytest.skip("bin/slurm-local needs root to install and start SLURM")
+    started = subprocess.run([str(REPO / "bin/slurm-local")], capture_output=True, text=True,
+                             timeout=900)
+    if started.returncode == 3:
+        pytest.skip(f"SLURM cannot be had here: {started.stderr.strip()}")
+    assert started.returncode == 0, started.stderr
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                            check=True).stdout
+    return Path(re.search(r"^JobCompLoc\s*=\s*(\S+)", config, re.MULTILINE).group(1))
+
+
+def _cancel_jobs_of(study: Path) -> None:
+    """Cancel the jobs of ``study`` still queued or running, and nothing else."""
+    listed = subprocess.run(["squeue", "--noheader", "--format=%i %Z"], capture_output=True,
+                            text=True).stdout
+    ours = [job for job, workdir in (line.split(maxsplit=1) for line in listed.splitlines())
+            if Path(workdir.strip()) == study]
+    if ours:
+        subprocess.run(["scancel", *ours])
+
+
+def run_on_slurm(study: Path, *args: str, config: dict, timeout: int = 420) -> str:
+    """Run the workflow in ``study`` through the SLURM profile; return Snakemake's output."""
+    cfg = study / "test-config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(study),
+           "--configfile", str(cfg), *SLURM_ARGS, *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=study, env={**os.environ, "PYTHONHASHSEED": "0"})
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)  # SIGINT, not SIGTERM: Snakemake scancels its jobs
+        try:
+            output, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} ran past {timeout} s:\n{output[-5000:]}")
+    finally:
+        _cancel_jobs_of(study)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{output[-5000:]}"
+    return output
+
+
+def dry_run_resources(study: Path, *targets: str) -> dict[str, dict[str, str]]:
+    """Resources per rule of a dry run through the profile with config.yaml's
+    train_resources and inference_resources; needs no cluster."""
+    dry = snakemake(study, "-n", *SLURM_ARGS, *targets, config=DEFAULT_RESOURCES)
+    resources = {}
+    for block in re.split(r"\n(?=(?:rule|checkpoint) \w+:)", dry.stdout + dry.stderr):
+        rule = re.match(r"(?:rule|checkpoint) (\w+):", block)
+        if rule:
+            resources[rule.group(1)] = _fields(re.search(r"resources: (.*)", block).group(1)
+                                               .replace(", ", " "))
+    return resources
+
+
+def test_profile_asks_for_a_gpu_for_training_only(tmp_path: Path):
+    resources = dry_run_resources(tmp_path, *TARGETS)
+    assert set(resources) == {"synthesize_subject", "preprocess", "qc_table", "split", "train"}
+    # config/config.yaml train_resources, which the executor turns into --gpus=1 --mem -t
+    assert {key: resources["train"][key] for key in ("gpu", "mem_mb", "runtime")} == {
+        "gpu": "1", "mem_mb": "32000", "runtime": "720"}
+    assert not any("gpu" in fields for rule, fields in resources.items() if rule != "train")
+
+
+def test_every_job_runs_as_a_slurm_job(job_records: Path, tmp_path: Path):
+    study = tmp_path
+    output = run_on_slurm(study, *TARGETS, config=CONFIG)
+    assert "localrule" not in output
+    submitted = {int(job): re.search(r"/rule_(\w+?)/", log).group(1)
+                 for job, log in SUBMITTED.findall(output)}
+    assert Counter(submitted.values()) == job_counts(output) == {
+        "synthesize_subject": 4, "preprocess": 4, "qc_table": 1, "split": 1, "train": 1}
+
+    completed = {}  # a requeued job has an earlier record too: the last one counts
+    for line in job_records.read_text().splitlines():
+        record = _fields(line)
+        if int(record["JobId"]) in submitted:
+            completed[int(record["JobId"])] = record
+    assert set(completed) == set(submitted)  # SLURM's own record of each job
+    for job, rule in submitted.items():
+        assert completed[job]["JobState"] == "COMPLETED"
+        assert Path(completed[job]["WorkDir"]) == study
+        shown = _fields(subprocess.run(["scontrol", "--oneliner", "show", "job", str(job)],
+                                       capture_output=True, text=True, check=True).stdout)
+        assert shown["Comment"].startswith(f"rule_{rule}")
+        assert shown["Requeue"] == "1"  # the profile's slurm-requeue
+        assert "gpu" not in " ".join(shown.get(key, "") for key in
+                                     ("TRES", "TresPerNode", "TresPerJob", "Gres"))
+        if rule == "train":  # the test's train_resources: 2 threads, 3000 MB, 20 minutes
+            assert shown["TRES"].startswith("cpu=2,mem=3000M")
+            assert shown["TimeLimit"] == "00:20:00"
+
+    for subject in ("BraTS20_Training_001", "BraTS20_Training_004"):
+        assert (study / f"results/preprocessed/{subject}/image.npy").exists()
+    assert (study / "results/split.json").exists()
+    assert (study / f"results/models/{MODEL}.keras").stat().st_size > 10_000
+
+    # Now that the split is known, predict's jobs are listed: they ask for a GPU, evaluate not.
+    resources = dry_run_resources(study, f"results/metrics/{MODEL}.csv")
+    assert set(resources) == {"predict", "evaluate"}
+    assert resources["predict"]["gpu"] == "1" and "gpu" not in resources["evaluate"]
+
+    # With the default train_resources the train job asks for a GPU, which this node refuses.
+    refused = snakemake(study, "--forcerun", "train", "--rerun-triggers", "mtime",
+                        "--retries", "0", *SLURM_ARGS, TARGETS[0], config=DEFAULT_RESOURCES,
+                        check=False)
+    log = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    sbatch = next(line for line in log.splitlines() if line.strip().startswith("sbatch --"))
+    assert "--comment rule_train" in sbatch
+    assert all(arg in sbatch.split() for arg in ("--gpus=1", "--requeue", "--cpus-per-task=2"))
+    assert "-t 720 --mem 32000" in sbatch
+    assert "Invalid generic resource" in log
