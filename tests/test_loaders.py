@@ -152,6 +152,46 @@ def _is_scaled_and_shifted(before, after, brain):
     return True
 
 
+@pytest.mark.parametrize("channels", [4, 3])
+def test_batch_scale_shift_equals_the_per_voxel_rule(channels):
+    # The fast path (channel flags read as one integer) and the fallback both
+    # give exactly where(any channel != 0, x * scale + shift, 0).
+    from brats_unet.loaders import _scale_shift
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 5, 6, channels)).astype(np.float32)
+    x[rng.random(x.shape) < 0.3] = 0
+    x[:, 0] = 0  # whole voxels outside the brain
+    scale = rng.uniform(0.9, 1.1, (2, 1, 1, 1, channels)).astype(np.float32)
+    shift = rng.uniform(-0.1, 0.1, (2, 1, 1, 1, channels)).astype(np.float32)
+    expected = np.where(np.any(x != 0, axis=-1, keepdims=True), x * scale + shift, np.float32(0))
+    got = _scale_shift(x, scale, shift)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    # One sample with one (C,) row, and in place on a batch.
+    np.testing.assert_array_equal(_scale_shift(x[1], scale[1].ravel(), shift[1].ravel()), expected[1])
+    inplace = x.copy()
+    assert _scale_shift(inplace, scale, shift, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, expected)
+
+
+def test_region_table_matches_region_masks(cases):
+    from brats_unet.loaders import _patch
+
+    image, label = open_case(cases[0])
+    x, y = _patch(image, label, (0, 0, 0), label.shape)
+    np.testing.assert_array_equal(y, region_masks(np.asarray(label)).astype(np.float32))
+    assert y.dtype == np.float32 and x.dtype == np.float32
+
+
+def test_pickled_dataset_carries_no_memory_maps(cases):
+    dataset = PatchDataset(cases, patch_size=(8, 16, 16), batch_size=2, steps_per_epoch=2)
+    x, _ = dataset[0]  # opens the maps
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert all(case._arrays is None for case in copy.cases)
+    np.testing.assert_array_equal(copy[0][0], x)
+
+
 def test_small_cases_are_padded(tmp_path):
     small = _write_case(tmp_path / "small", (6, 10, 12), tumour_centre=(3, 4, 5))
     label = np.load(small / "label.npy")

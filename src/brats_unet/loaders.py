@@ -39,6 +39,9 @@ MAX_TUMOUR_VOXELS = 20_000
 #: Augmentation ranges: per-channel intensity scale and shift (z-score units).
 INTENSITY_SCALE = (0.9, 1.1)
 INTENSITY_SHIFT = (-0.1, 0.1)
+# uint8 label value -> float32 WT, TC, ET masks: one table lookup instead of three
+# np.isin per patch, built from region_masks so that the two cannot disagree.
+_REGION_TABLE = region_masks(np.arange(256, dtype=np.uint8)).astype(np.float32)
 
 
 def open_case(case_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -77,15 +80,36 @@ def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.nda
     return out
 
 
+def _view_or_crop(array: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndarray:
+    """:func:`crop`, but a view (no copy) when the box lies inside the array; the caller
+    copies it once into the batch."""
+    if all(0 <= s and s + n <= d for s, n, d in zip(start, size, array.shape)):
+        return array[tuple(slice(s, s + n) for s, n in zip(start, size))]
+    return crop(array, start, size)
+
+
 def read_patch(case_dir: str | Path, start, size) -> tuple[np.ndarray, np.ndarray]:
     """``(x (*size, 4) float32, y (*size, 3) float32 WT/TC/ET masks)`` of a case at ``start``.
 
     ``start`` and ``size`` are ``(z, y, x)`` voxels; see :func:`crop` for out-of-bounds.
     """
-    image, label = open_case(case_dir)
+    return _patch(*open_case(case_dir), start, size)
+
+
+def _patch(image: np.ndarray, label: np.ndarray, start, size) -> tuple[np.ndarray, np.ndarray]:
     x = crop(image, start, size).astype(np.float32, copy=False)
-    y = region_masks(crop(label, start, size)).astype(np.float32)
-    return x, y
+    return x, _region_targets(crop(label, start, size))
+
+
+def _region_targets(label: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 WT, TC, ET masks on a new last axis, written into ``out`` if given."""
+    if label.dtype == np.uint8:
+        return np.take(_REGION_TABLE, label, axis=0, out=out)
+    masks = region_masks(label)
+    if out is None:
+        return masks.astype(np.float32)
+    out[...] = masks
+    return out
 
 
 def _start_range(dim: int, size: int) -> tuple[int, int]:
@@ -96,18 +120,58 @@ def _start_range(dim: int, size: int) -> tuple[int, int]:
     return min(0, dim - size), max(0, dim - size)
 
 
-def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, flip_axes):
-    """Random flips (same for image and masks) and per-channel intensity scale/shift."""
+def _draw_augmentation(x, y, rng: np.random.Generator, flip_axes):
+    """Random flips (the same for image and labels; views) and a per-channel intensity scale
+    and shift, drawn in this order from ``rng`` (so batches stay those of earlier versions)."""
     for axis in flip_axes:
         if rng.random() < 0.5:
             x = np.flip(x, axis)
             y = np.flip(y, axis)
     scale = rng.uniform(*INTENSITY_SCALE, size=x.shape[-1]).astype(np.float32)
     shift = rng.uniform(*INTENSITY_SHIFT, size=x.shape[-1]).astype(np.float32)
-    # Outside the brain stays exactly 0, as at inference.
-    brain = np.any(x != 0, axis=-1, keepdims=True)
-    x = np.where(brain, x * scale + shift, np.float32(0))
-    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+    return x, y, scale, shift
+
+
+def _scale_shift(x: np.ndarray, scale: np.ndarray, shift: np.ndarray,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """``x * scale + shift`` inside the brain, exactly 0 outside (as at inference).
+
+    ``x`` is one sample ``(..., C)`` with ``scale`` and ``shift`` of shape
+    ``(C,)``, or a batch ``(B, ..., C)`` with one row per sample, shaped
+    ``(B, 1, ..., 1, C)``. Outside the brain every channel is 0, so ``x * scale``
+    is 0 there already and only the shift needs the mask. ``out`` (C-contiguous
+    float32) may be ``x`` itself.
+    """
+    brain = _any_channel(x)
+    if out is None:
+        out = np.array(x, dtype=np.float32)
+    elif out is not x:
+        out[...] = x
+    # Broadcasting a 4-value row over (..., 4) runs NumPy's inner loop 4 values at a
+    # time; rows tiled to 256 voxels make it long (2.6x faster on a 3D batch).
+    channels = out.shape[-1]
+    samples = out.shape[0] if np.ndim(scale) > 1 else 1
+    voxels = out.size // (samples * channels)
+    k = math.gcd(voxels, 256)
+    wide = out.reshape(samples, voxels // k, k * channels)
+    mask = np.repeat(brain.reshape(samples, voxels // k, k), channels, axis=-1)
+
+    def tile(row):
+        return np.tile(np.reshape(row, (samples, 1, channels)), (1, 1, k))
+
+    np.multiply(wide, tile(scale), out=wide)
+    np.add(wide, tile(shift), out=wide, where=mask)
+    return out
+
+
+def _any_channel(x: np.ndarray) -> np.ndarray:
+    """``np.any(x != 0, axis=-1, keepdims=True)``; for 1, 2, 4 or 8 channels the channels' flags
+    are read as one unsigned integer per voxel, several times faster than reducing a short axis."""
+    nonzero = np.ascontiguousarray(x != 0)
+    channels = nonzero.shape[-1]
+    if channels in (1, 2, 4, 8):
+        return nonzero.view(f"u{channels}") != 0
+    return nonzero.any(axis=-1, keepdims=True)
 
 
 class _Case:
@@ -115,6 +179,7 @@ class _Case:
 
     def __init__(self, case_dir: str | Path, max_tumour_voxels: int):
         self.case_dir = Path(case_dir)
+        self._arrays = None
         _, label = open_case(self.case_dir)
         self.shape = label.shape
         tumour = np.flatnonzero(np.asarray(label))
@@ -123,6 +188,17 @@ class _Case:
         # int32 halves what worker processes receive; flat indices of MRI volumes fit.
         dtype = np.int32 if label.size < 2**31 else np.int64
         self.tumour_voxels = tumour[::step].astype(dtype)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The case's memory maps, opened once per process (parsing the .npy headers
+        took a third of a 2D sample's time)."""
+        if self._arrays is None:
+            self._arrays = open_case(self.case_dir)
+        return self._arrays
+
+    def __getstate__(self):
+        # Worker processes get the path and reopen the maps themselves.
+        return {**self.__dict__, "_arrays": None}
 
     def tumour_centre(self, rng: np.random.Generator) -> tuple[int, ...]:
         flat = self.tumour_voxels[rng.integers(self.tumour_voxels.size)]
@@ -149,8 +225,10 @@ class PatchDataset(keras.utils.PyDataset):
         max_tumour_voxels: tumour voxels kept per case as patch centres.
         **pydataset_kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``.
 
-    Cases are drawn uniformly. Each is memory-mapped anew per patch (cheap),
-    so the dataset holds no open files and pickles small for worker processes.
+    Cases are drawn uniformly. Each is memory-mapped once per process; the
+    maps are not pickled, so worker processes receive small datasets and map
+    the cases themselves. Intensity augmentation is applied to the whole batch
+    at once, with each sample's own parameters (drawn from its own stream).
     """
 
     def __init__(
@@ -190,16 +268,31 @@ class PatchDataset(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         # One stream per sample: a sample's position does not depend on
         # whether earlier samples drew augmentation parameters.
-        pairs = [
-            self._sample(np.random.default_rng([self.seed, self.epoch, int(index), j]))
-            for j in range(self.batch_size)
-        ]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        # Each sample is written straight into the batch; the masks are looked up
+        # from the (flipped) uint8 labels there, not built and then copied.
+        x = np.empty((self.batch_size, *self.patch_size, N_CHANNELS), np.float32)
+        y = np.empty((self.batch_size, *self.patch_size, len(_REGION_TABLE[0])), np.float32)
+        scales, shifts = [], []
+        for j in range(self.batch_size):
+            image, label, *intensity = self._sample(
+                np.random.default_rng([self.seed, self.epoch, int(index), j]))
+            x[j] = image
+            _region_targets(label, out=y[j])
+            if intensity:
+                scales.append(intensity[0])
+                shifts.append(intensity[1])
+        if self.augment:
+            per_sample = (self.batch_size,) + (1,) * (x.ndim - 2) + (N_CHANNELS,)
+            _scale_shift(x, np.stack(scales).reshape(per_sample),
+                         np.stack(shifts).reshape(per_sample), out=x)
+        return x, y
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
 
-    def _sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _sample(self, rng: np.random.Generator) -> tuple:
+        """``(image, label)`` patch views, plus the intensity ``(scale, shift)`` when augmenting
+        (the caller applies it, and turns the labels into region masks)."""
         case = self.cases[rng.integers(len(self.cases))]
         bounds = [_start_range(d, s) for d, s in zip(case.shape, self.patch_size)]
         if rng.random() < self.tumour_fraction and case.tumour_voxels.size:
@@ -210,10 +303,12 @@ class PatchDataset(keras.utils.PyDataset):
             ]
         else:
             start = [int(rng.integers(lo, hi + 1)) for lo, hi in bounds]
-        x, y = read_patch(case.case_dir, start, self.patch_size)
+        image, label = case.arrays()
+        x = _view_or_crop(image, start, self.patch_size)
+        labels = _view_or_crop(label, start, self.patch_size)
         if self.augment:
-            x, y = _augment(x, y, rng, self._flip_axes)
-        return x, y
+            return _draw_augmentation(x, labels, rng, self._flip_axes)
+        return x, labels
 
 
 class SyncEpoch(keras.callbacks.Callback):
