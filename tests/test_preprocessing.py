@@ -3,14 +3,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brats_unet.io import geometry_of, read_nifti, save_nifti
+from brats_unet.io import Geometry, geometry_of, read_nifti, save_nifti
 from brats_unet.preprocessing import (
     IMAGE_FILE, LABEL_FILE, bounding_box, brain_mask, crop, from_storage, open_case,
     preprocess_subject, preprocess_to_folder, read_qc, restore_to_input_space, to_storage,
     uncrop, zscore,
 )
 from brats_unet.subjects import CONTRASTS, discover_subjects
-from brats_unet.validation import load_subject
+from brats_unet.validation import LoadedSubject, load_subject
 from builders import AFFINE, tiny_volumes, write_subject
 
 NAME = "BraTS20_Training_001"
@@ -140,6 +140,51 @@ def test_brain_mask_is_the_union_of_non_zero_voxels():
     a[0, 0, 0] = 1
     b[1, 1, 0] = -3
     assert brain_mask({"a": a, "b": b}).sum() == 2
+
+
+@pytest.mark.parametrize("dtypes", [("int16", "int16"), ("int16", "int32"), ("uint8", "float32")])
+def test_brain_mask_of_integer_and_mixed_volumes(dtypes):
+    a = np.zeros((3, 2, 2), dtype=dtypes[0])
+    b = np.zeros((3, 2, 2), dtype=dtypes[1])
+    a[0, 0, 0] = 1 if dtypes[0] == "uint8" else -1
+    b[2, 1, 1] = 65536 if dtypes[1] == "int32" else 7  # 65536 would vanish cast to int16
+    assert sorted(zip(*np.nonzero(brain_mask({"a": a, "b": b})))) == [(0, 0, 0), (2, 1, 1)]
+
+
+def test_preprocessing_is_the_same_for_any_memory_order_and_integer_or_float_input():
+    rng = np.random.default_rng(0)
+    shape = (12, 10, 8)
+    images = {}
+    for c in CONTRASTS:
+        v = rng.integers(-50, 300, size=shape).astype(np.int16)
+        v[:2] = 0
+        v[:, :1] = 0
+        images[c] = v
+    label = np.zeros(shape, dtype=np.uint8)
+    label[4:7, 3:6, 2:5] = 2
+    label[5, 4, 3] = 4
+    label[0, 0, 0] = 1  # outside the brain: every contrast is 0 there
+    geometry = Geometry(shape, np.eye(4), (1.0, 1.0, 1.0))
+    cases = []
+    for order, dtype in (("C", np.int16), ("F", np.int16), ("F", np.float32)):
+        loaded = LoadedSubject("S", {c: np.asarray(v, dtype=dtype, order=order)
+                                     for c, v in images.items()},
+                               np.asarray(label, order=order), geometry)
+        cases.append(preprocess_subject(loaded))
+    for case in cases[1:]:
+        np.testing.assert_allclose(case.image, cases[0].image, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(case.label, cases[0].label)
+        assert case.properties["crop_start"] == cases[0].properties["crop_start"]
+    case = cases[0]
+    assert case.properties["crop_start"] == [2, 1, 0] and case.properties["crop_stop"] == [12, 10, 8]
+    assert case.image.shape == (8, 9, 10, 4) and case.image.flags.c_contiguous
+    # channel 0 is FLAIR z-scored within the brain: mean 0, std 1 there, exactly 0 outside
+    flair = case.image[..., 0]
+    brain = np.swapaxes(images["flair"][2:, 1:, :] != 0, 0, 2) | np.any(
+        [np.swapaxes(images[c][2:, 1:, :] != 0, 0, 2) for c in CONTRASTS], axis=0)
+    assert abs(flair[brain].mean()) < 1e-5 and abs(flair[brain].std() - 1) < 1e-4
+    assert not flair[~brain].any()
+    assert case.properties["region_voxels"] == {"WT": 27, "TC": 1, "ET": 1, "outside_brain": 1}
 
 
 def test_atomic_writes_get_ordinary_permissions(tmp_path: Path):
