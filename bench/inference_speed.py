@@ -51,6 +51,7 @@ from brats_unet.synthetic import generate_case
 from brats_unet.validation import LoadedSubject
 from brats_unet.inference import window_starts, _pad_end
 from flops import forward_flops
+from timing import median_seconds
 
 case = generate_case(seed=1, index=1)
 loaded = LoadedSubject("bench", {k: v.astype(np.float32) for k, v in case.images.items()},
@@ -71,14 +72,6 @@ else:
                                depth=args["depth"])
 gflop = windows * per_window * (8 if mirror else 1) / 1e9
 
-def median_seconds(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 out = {"windows": windows, "gflop": gflop}
 if who == "keras":

@@ -39,18 +39,11 @@ args = json.loads(sys.argv[1])
 sys.path.insert(0, args["bench"])
 import numpy as np
 from flops import unet_convolutions
+from timing import median_seconds
 who, part = args["who"], args["part"]
 patch, batch, base, depth = tuple(args["patch"]), args["batch"], args["base_filters"], args["depth"]
 rng = np.random.default_rng(0)
 
-def median_seconds(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 out = {}
 if part == "model":
