@@ -39,7 +39,7 @@ MODEL = "unet2d"
 
 
 def run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=1200)
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed in {cwd}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -159,7 +159,7 @@ def test_pretrained_without_pulled_weights_says_what_to_do(tmp_path):
     result = subprocess.run(
         [str(VENV / "bin/snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(study),
          "--configfile", str(config), "--cores", "1", "-n"],
-        capture_output=True, text=True, env=ENV)
+        capture_output=True, text=True, env=ENV, timeout=300)
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "weights/unet2d.keras" in message and "dvc pull publish_weights" in message

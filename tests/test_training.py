@@ -158,3 +158,31 @@ def test_same_seed_gives_the_same_weights_bit_for_bit(cases, tmp_path: Path):
     assert len(weights[0]) == len(weights[1])
     for first, second in zip(*weights):
         np.testing.assert_array_equal(first, second)
+
+
+def _backup_pair(folder: Path, epoch, suffix: str = "") -> None:
+    import h5py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(folder / f"latest.weights.h5{suffix}", "w") as handle:
+        handle["w"] = np.arange(3.0) + (epoch or 0)
+    (folder / f"training_metadata.json{suffix}").write_text(json.dumps({"epoch": epoch,
+                                                                      "batch": 0}))
+
+
+def test_a_torn_backup_falls_back_to_the_previous_one_or_is_dropped(tmp_path: Path):
+    from brats_unet.training import usable_backup
+
+    backup = tmp_path / "backup"
+    _backup_pair(backup, 3)
+    assert usable_backup(backup)  # complete: resume from epoch 3
+
+    _backup_pair(backup, 2, ".bkp")
+    (backup / "training_metadata.json").write_text('{"epo')  # killed while writing the epoch
+    assert usable_backup(backup)
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2
+
+    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n")  # killed while writing weights
+    (backup / "latest.weights.h5.bkp").write_bytes(b"")
+    assert not usable_backup(backup)
+    assert not backup.exists()  # nothing torn is trusted: training starts again

@@ -45,7 +45,7 @@ def snakemake(study: Path, *args: str, config: dict | None = None, check: bool =
     cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(study),
            "--configfile", str(cfg), "--cores", "2", *args]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=study,
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
+                            env={**os.environ, "PYTHONHASHSEED": "0"}, timeout=1200)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}")
     return result

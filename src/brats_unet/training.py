@@ -150,12 +150,48 @@ def prepare_state_dir(state_dir: Path, stamp: str) -> bool:
     """Keep ``state_dir`` only if it belongs to this very run; True when there is one to resume."""
     marker = state_dir / FINGERPRINT_FILE
     if marker.exists() and json.loads(marker.read_text()).get("fingerprint") == stamp:
-        return (state_dir / "backup").exists()
+        return usable_backup(state_dir / "backup")
     if state_dir.exists():
         log.info("discarding training state of other settings in %s", state_dir)
         shutil.rmtree(state_dir)
     state_dir.mkdir(parents=True)
     write_json({"fingerprint": stamp}, marker)
+    return False
+
+
+def _backup_readable(weights: Path, metadata: Path) -> bool:
+    import h5py
+
+    try:
+        if not isinstance(json.loads(metadata.read_text()).get("epoch"), int):
+            return False
+        with h5py.File(weights, "r") as handle:
+            handle.keys()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
+
+
+def usable_backup(backup_dir: Path) -> bool:
+    """True when ``backup_dir`` holds a complete BackupAndRestore backup to resume from.
+
+    Keras writes the weights and then the epoch, neither atomically, and falls back to its
+    previous copy (``.bkp``) only when the weights fail to load. A run killed mid-write can
+    leave a torn pair; this keeps the newest readable pair, else removes the backup (the
+    run restarts) rather than failing on every retry.
+    """
+    weights, metadata = backup_dir / "latest.weights.h5", backup_dir / "training_metadata.json"
+    previous = [Path(f"{weights}.bkp"), Path(f"{metadata}.bkp")]
+    if _backup_readable(weights, metadata):
+        return True
+    if _backup_readable(*previous):
+        log.info("the last backup in %s is torn; resuming from the one before", backup_dir)
+        shutil.copyfile(previous[0], weights)
+        shutil.copyfile(previous[1], metadata)
+        return True
+    if backup_dir.exists():
+        log.info("no readable backup in %s; training starts again", backup_dir)
+        shutil.rmtree(backup_dir)
     return False
 
 

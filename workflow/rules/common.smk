@@ -76,6 +76,11 @@ def label_file(subject):
 
 
 def model_patch(model):
+    """The window of 3D inference: the patch the model was trained on (a pulled model's own,
+    from its summary, whatever this config says)."""
+    if PRETRAINED:
+        with open(model_file(model, ".json")) as handle:
+            return json.load(handle)["settings"]["patch_size"]
     return config["models"][model]["patch_size"]
 
 
@@ -88,7 +93,9 @@ if PRETRAINED and (missing := missing_pretrained(MODELS_DIR, config["model_names
     raise WorkflowError(
         "config weights: pretrained, but these files are missing: " + ", ".join(missing)
         + f". Pull them (`dvc pull publish_weights`) or set pretrained_dir; {MODELS_DIR}/ must "
-        "hold <model>.keras, <model>.json and <model>.history.csv for every model in model_names."
+        "hold <model>.keras, <model>.json and <model>.history.csv for every model in model_names "
+        "(a relative pretrained_dir is read from the working directory: with --directory, give "
+        "an absolute path)."
     )
 
 
