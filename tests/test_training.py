@@ -67,6 +67,8 @@ def test_state_of_other_settings_is_discarded(tmp_path: Path):
     state = tmp_path / "state"
     assert prepare_state_dir(state, "aaa") is False
     (state / "backup").mkdir()
+    assert prepare_state_dir(state, "aaa") is False  # an empty backup is nothing to resume
+    _backup_pair(state / "backup", 2)
     assert prepare_state_dir(state, "aaa") is True  # same run: resume
     assert prepare_state_dir(state, "bbb") is False  # other settings: start over
     assert not (state / "backup").exists()
