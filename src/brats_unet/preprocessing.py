@@ -146,7 +146,7 @@ def preprocess_subject(subject: LoadedSubject) -> PreprocessedCase:
     label = None
     region_voxels = None
     if subject.label is not None:
-        label = np.ascontiguousarray(crop(np.swapaxes(subject.label, 0, 2), start_s, stop_s))
+        label = to_storage(crop(subject.label, start, stop))
         # tumour voxels where every contrast is 0 (kept in label.npy inside the box, and always
         # scored on the original file)
         outside = int(np.count_nonzero(subject.label)) - int(np.count_nonzero(label[mask_c]))
