@@ -36,13 +36,18 @@ KILL_CONFIG["model_names"] = [MODEL]
 KILL_CONFIG["training"] = {"epochs": EPOCHS, "steps_per_epoch": 2}
 
 
+def workflow(study: Path) -> list[str]:
+    """Snakemake on the kill test's config in ``study``; options follow."""
+    return [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(study),
+            "--configfile", str(study / "kill-config.yaml")]
+
+
 def start(study: Path, home: Path, name: str) -> subprocess.Popen:
     """Snakemake in its own process group (so that its jobs can be killed with it)."""
     (study / "kill-config.yaml").write_text(yaml.safe_dump(KILL_CONFIG))
     log = open(study / f"{name}.log", "w")
     return subprocess.Popen(
-        [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(study),
-         "--configfile", str(study / "kill-config.yaml"), "--cores", "2",
+        [*workflow(study), "--cores", "2",
          "--workflow-profile", str(REPO / "workflow/profiles/default")],
         cwd=study, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env=isolated_env(home))
@@ -102,8 +107,7 @@ def backed_up_epoch(metadata: Path) -> int | None:
 
 
 def unlock(study: Path) -> None:
-    subprocess.run([str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(study),
-                    "--configfile", str(study / "kill-config.yaml"), "--unlock"],
+    subprocess.run([*workflow(study), "--unlock"],
                    cwd=study, check=True, capture_output=True, timeout=300)
 
 
@@ -138,8 +142,7 @@ def killed_study(tmp_path_factory) -> dict:
         time.sleep(0.05)
     # a second Snakemake in the same folder while a job runs must refuse, not run alongside
     facts["second_run"] = subprocess.run(
-        [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(study),
-         "--configfile", str(study / "kill-config.yaml"), "--cores", "1"],
+        [*workflow(study), "--cores", "1"],
         cwd=study, capture_output=True, text=True, env=isolated_env(home), timeout=600)
     assert run.wait(timeout=900) == 0, (study / "run5.log").read_text()[-3000:]
     return facts

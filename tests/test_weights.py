@@ -6,7 +6,7 @@ import pytest
 from brats_unet.config import config_problems
 from brats_unet.weights import (
     check_held_out,
-    missing_pretrained,
+    missing_files,
     pretrained_dir_problem,
     publish_weights,
     sha256,
@@ -47,13 +47,13 @@ def test_publish_with_a_missing_file_changes_nothing(tmp_path: Path):
     assert (tmp_path / "weights/unet2d.keras").read_bytes() == b"older"
 
 
-def test_missing_pretrained_lists_every_absent_file(tmp_path: Path):
+def test_missing_files_lists_every_absent_file(tmp_path: Path):
     _trained(tmp_path, "unet2d")
     (tmp_path / "unet2d.json").unlink()
-    assert missing_pretrained(tmp_path, ["unet2d", "resunet3d"]) == [
+    assert missing_files(tmp_path, ["unet2d", "resunet3d"]) == [
         str(tmp_path / "unet2d.json"), str(tmp_path / "resunet3d.keras"),
         str(tmp_path / "resunet3d.json"), str(tmp_path / "resunet3d.history.csv")]
-    assert missing_pretrained(tmp_path, []) == []
+    assert missing_files(tmp_path, []) == []
 
 
 @pytest.mark.parametrize("folder, ok", [

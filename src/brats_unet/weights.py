@@ -41,9 +41,7 @@ def publish_weights(models_dir: str | os.PathLike, out_dir: str | os.PathLike,
     Every file is checked before anything is copied, so a missing model leaves
     ``out_dir`` as it was. Files of models not named are left alone.
     """
-    missing = [str(path) for model in models
-               for path in model_files(models_dir, model).values() if not path.is_file()]
-    if missing:
+    if missing := missing_files(models_dir, models):
         raise FileNotFoundError("cannot publish weights, missing: " + ", ".join(missing)
                                 + " (train the models first: snakemake --cores N)")
     out = Path(out_dir)
@@ -56,7 +54,7 @@ def publish_weights(models_dir: str | os.PathLike, out_dir: str | os.PathLike,
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
             entry[source.name] = sha256(target)
-        summary = read_json(source.with_name(f"{model}.json"))
+        summary = read_json(model_files(models_dir, model)[".json"])
         entry["best_val_dice"] = summary.get("best_val_dice")
         entry["train_subjects"] = summary.get("train_subjects")
         entry["validation_subjects"] = summary.get("validation_subjects")
@@ -84,10 +82,10 @@ def pretrained_dir_problem(pretrained_dir: str) -> str | None:
     return None
 
 
-def missing_pretrained(pretrained_dir: str | os.PathLike, models: list[str]) -> list[str]:
-    """The pretrained files that are not there, as paths."""
+def missing_files(folder: str | os.PathLike, models: list[str]) -> list[str]:
+    """The models' files that are not in ``folder``, as paths."""
     return [str(path) for model in models
-            for path in model_files(pretrained_dir, model).values() if not path.is_file()]
+            for path in model_files(folder, model).values() if not path.is_file()]
 
 
 def leaked_test_subjects(summary: dict, test_subjects: list[str]) -> list[str]:

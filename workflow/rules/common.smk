@@ -4,7 +4,7 @@ from pathlib import Path
 
 from brats_unet.subjects import CONTRASTS, SUBJECT_PATTERN, SubjectFiles, discover_subjects
 from brats_unet.synthetic import subject_name
-from brats_unet.weights import missing_pretrained
+from brats_unet.weights import missing_files
 
 SYNTHETIC_DIR = Path("data/synthetic")
 ENV = "../envs/brats-unet.yaml"
@@ -89,7 +89,7 @@ def model_patch(model):
 PRETRAINED = config["weights"] == "pretrained"
 MODELS_DIR = config["pretrained_dir"] if PRETRAINED else "results/models"
 
-if PRETRAINED and (missing := missing_pretrained(MODELS_DIR, config["model_names"])):
+if PRETRAINED and (missing := missing_files(MODELS_DIR, config["model_names"])):
     raise WorkflowError(
         "config weights: pretrained, but these files are missing: " + ", ".join(missing)
         + f". Pull them (`dvc pull publish_weights`) or set pretrained_dir; {MODELS_DIR}/ must "
