@@ -63,10 +63,10 @@ def isolated_env(home: Path) -> dict[str, str]:
             "PYTHONHASHSEED": "0"}
 
 
-def running_rules(group: int) -> set[str]:
-    """Rules whose script runs in process group ``group`` (Snakemake runs them as
-    ``python .snakemake/scripts/tmpXXXX.<script>.py``)."""
-    rules = set()
+def job_scripts(group: int) -> dict[int, str]:
+    """The processes in process group ``group`` that run a rule's script, by pid, with the
+    rule's name (Snakemake runs them as ``python .snakemake/scripts/tmpXXXX.<script>.py``)."""
+    jobs = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -77,11 +77,24 @@ def running_rules(group: int) -> set[str]:
         except (OSError, ProcessLookupError):
             continue
         for arg in args:
-            name = Path(arg.decode(errors="replace")).name
-            if name.startswith("tmp") and name.endswith(".py") and ".snakemake" in arg.decode(
-                    errors="replace"):
-                rules.add(name.split(".")[-2])
-    return rules
+            text = arg.decode(errors="replace")
+            name = Path(text).name
+            if name.startswith("tmp") and name.endswith(".py") and ".snakemake" in text:
+                jobs[int(proc.name)] = name.split(".")[-2]
+    return jobs
+
+
+def running_rules(group: int) -> set[str]:
+    """Rules whose script runs in process group ``group``."""
+    return set(job_scripts(group).values())
+
+
+def signal_all(pids, sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 600) -> None:
@@ -105,6 +118,29 @@ def backed_up_epoch(metadata: Path) -> int | None:
         return json.loads(metadata.read_text())["epoch"]
     except (OSError, ValueError, KeyError):
         return None
+
+
+def stopped(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
+
+
+def pause_a_job(proc: subprocess.Popen, timeout: float = 600) -> list[int]:
+    """SIGSTOP the job scripts running under ``proc`` once there is one; their pids, once at
+    least one of them is seen stopped (a job that ended just before the signal does not count)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before a job was paused")
+        jobs = list(job_scripts(proc.pid))
+        signal_all(jobs, signal.SIGSTOP)
+        time.sleep(0.05)
+        if any(stopped(pid) for pid in jobs):
+            return jobs
+        signal_all(jobs, signal.SIGCONT)
+    raise AssertionError("timed out waiting for a job to pause")
 
 
 def unlock(study: Path) -> None:
@@ -139,12 +175,16 @@ def killed_study(tmp_path_factory) -> dict:
     unlock(study)
 
     run = start(study, home, "run5")
-    while not running_rules(run.pid) and run.poll() is None:
-        time.sleep(0.05)
-    # a second Snakemake in the same folder while a job runs must refuse, not run alongside
-    facts["second_run"] = subprocess.run(
-        [*workflow(study), "--cores", "1"],
-        cwd=study, capture_output=True, text=True, env=isolated_env(home), timeout=600)
+    # A second Snakemake in the same folder while a job runs must refuse, not run alongside.
+    # The running job is paused meanwhile: otherwise the first run may finish before the second
+    # has built its DAG, and the second rightly finds nothing to do (seen once in CI).
+    jobs = pause_a_job(run)
+    try:
+        facts["second_run"] = subprocess.run(
+            [*workflow(study), "--cores", "1"],
+            cwd=study, capture_output=True, text=True, env=isolated_env(home), timeout=600)
+    finally:
+        signal_all(jobs, signal.SIGCONT)
     assert run.wait(timeout=900) == 0, (study / "run5.log").read_text()[-3000:]
     return facts
 
