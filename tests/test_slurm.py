@@ -4,16 +4,21 @@ profile workflow/profiles/slurm submits every job to it with sbatch."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from test_reliability import backed_up_epoch
 from test_workflow import REPO, SNAKEMAKE, TINY, job_counts, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -108,9 +113,15 @@ def test_profile_asks_for_a_gpu_for_training_only(tmp_path: Path):
     assert not any("gpu" in fields for rule, fields in resources.items() if rule != "train")
 
 
-def test_every_job_runs_as_a_slurm_job(job_records: Path, tmp_path: Path):
-    study = tmp_path
-    output = run_on_slurm(study, *TARGETS, config=CONFIG)
+@pytest.fixture(scope="module")
+def slurm_study(job_records: Path, tmp_path_factory) -> tuple[Path, str]:
+    """One model trained through SLURM: the study folder and Snakemake's output."""
+    study = tmp_path_factory.mktemp("slurm")
+    return study, run_on_slurm(study, *TARGETS, config=CONFIG)
+
+
+def test_every_job_runs_as_a_slurm_job(slurm_study, job_records: Path):
+    study, output = slurm_study
     assert "localrule" not in output
     submitted = {int(job): re.search(r"/rule_(\w+?)/", log).group(1)
                  for job, log in SUBMITTED.findall(output)}
@@ -126,8 +137,7 @@ def test_every_job_runs_as_a_slurm_job(job_records: Path, tmp_path: Path):
     for job, rule in submitted.items():
         assert completed[job]["JobState"] == "COMPLETED"
         assert Path(completed[job]["WorkDir"]) == study
-        shown = _fields(subprocess.run(["scontrol", "--oneliner", "show", "job", str(job)],
-                                       capture_output=True, text=True, check=True).stdout)
+        shown = _job(job)
         assert shown["Comment"].startswith(f"rule_{rule}")
         assert shown["Requeue"] == "1"  # the profile's slurm-requeue
         assert "gpu" not in " ".join(shown.get(key, "") for key in
@@ -157,3 +167,70 @@ def test_every_job_runs_as_a_slurm_job(job_records: Path, tmp_path: Path):
     assert all(arg in sbatch.split() for arg in ("--gpus=1", "--requeue", "--cpus-per-task=2"))
     assert "-t 720 --mem 32000" in sbatch
     assert "Invalid generic resource" in log
+
+
+def _jobs_of(study: Path) -> dict[int, str]:
+    """Jobs of ``study`` in SLURM's queue (any state), by id, with their comment (the rule)."""
+    listed = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%i|%k|%Z"],
+                            capture_output=True, text=True, check=True).stdout
+    return {int(job): comment for job, comment, workdir in
+            (line.split("|", 2) for line in listed.splitlines())
+            if Path(workdir.strip()) == study}
+
+
+def _job(job: int) -> dict[str, str]:
+    return _fields(subprocess.run(["scontrol", "--oneliner", "show", "job", str(job)],
+                                  capture_output=True, text=True, check=True).stdout)
+
+
+def test_a_requeued_training_job_resumes_from_its_backup(slurm_study, tmp_path: Path):
+    """What preemption with PreemptMode=REQUEUE does: SLURM stops the running train job and
+    queues it again. It must resume at the next epoch, and Snakemake must see one job finish."""
+    study = tmp_path / "study"
+    shutil.copytree(slurm_study[0], study, symlinks=True)  # split and preprocessing done
+    epochs = 20
+    config = copy.deepcopy(CONFIG)
+    config["training"] = {"epochs": epochs, "steps_per_epoch": 4}  # only train is stale
+    (study / "test-config.yaml").write_text(yaml.safe_dump(config))
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(study),
+           "--configfile", str(study / "test-config.yaml"), *SLURM_ARGS, TARGETS[0]]
+    log = open(tmp_path / "snakemake.log", "w+")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=study,
+                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    metadata = study / f"state/train/{MODEL}/backup/training_metadata.json"
+    try:
+        deadline = time.monotonic() + 300
+        while backed_up_epoch(metadata) is None:
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "training ended or took too long before an epoch was backed up")
+            time.sleep(0.05)
+        job = next(job for job, comment in _jobs_of(study).items()
+                   if comment.startswith("rule_train"))
+        subprocess.run(["scontrol", "requeue", str(job)], check=True)
+        requeued_at = backed_up_epoch(metadata)
+        # SLURM holds a requeued job for about 2 minutes (its BeginTime); release it now. The
+        # hold is set once the job is back in the queue: an update before then is overridden.
+        while (state := _job(job))["JobState"] in ("RUNNING", "COMPLETING", "PENDING"):
+            if state["JobState"] == "PENDING" and state["Reason"] == "BeginTime":
+                subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"],
+                               check=True)
+                break
+            assert time.monotonic() < deadline, f"job {job} was not requeued: {state}"
+            time.sleep(0.2)
+        assert proc.wait(timeout=400) == 0
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # SIGINT: Snakemake scancels its jobs
+            proc.wait(timeout=120)
+        _cancel_jobs_of(study)
+    log.seek(0)
+    output = log.read()
+    assert job_counts(output) == {"train": 1}
+    assert output.count("has been submitted with SLURM jobid") == 1  # requeued, not resubmitted
+    shown = _job(job)
+    assert shown["JobState"] == "COMPLETED" and shown["Restarts"] == "1"
+    assert requeued_at < epochs - 1  # stopped before its last epoch
+    summary = json.loads((study / f"results/models/{MODEL}.json").read_text())
+    assert summary["resumed"] is True and summary["epochs_run"] == epochs
+    history = pd.read_csv(study / f"results/models/{MODEL}.history.csv")
+    assert list(history["epoch"]) == list(range(epochs))  # each epoch once: resumed, not redone
