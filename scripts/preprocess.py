@@ -21,6 +21,8 @@ with job_log(snakemake.log[0]) as log:
     )
     if record["status"] == "included":
         log.info("%s: preprocessed into %s", files.subject, snakemake.output[0])
+        if record["note"]:
+            log.warning("%s: %s", files.subject, record["note"])
     else:
         # the same line as in logs/qc_table.log and the QC table's row
         log.warning("excluded %s", Problem(files.subject, record["file"], record["problem"]))

@@ -2,7 +2,7 @@
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from brats_unet.logs import job_log
 from brats_unet.preprocessing import qc_record, read_qc
-from brats_unet.qc import excluded_problems, qc_table, write_qc_table
+from brats_unet.qc import case_notes, excluded_problems, qc_table, write_qc_table
 from brats_unet.subjects import Problem
 
 with job_log(snakemake.log[0]) as log:
@@ -13,4 +13,6 @@ with job_log(snakemake.log[0]) as log:
     write_qc_table(table, snakemake.output[0])
     for problem in excluded_problems(table):
         log.warning("excluded %s", problem)
+    for subject, note in case_notes(table):
+        log.warning("%s: %s", subject, note)
     log.info("%d subjects, %d excluded", len(table), int((table["status"] == "excluded").sum()))

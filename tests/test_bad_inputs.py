@@ -39,6 +39,8 @@ CONFIG = {**copy.deepcopy(TINY), "model_names": ["unet2d"], "split": SPLIT,
 GOOD = [subject_name(i) for i in range(1, N_GOOD + 1)]
 # The empty label map goes to a test subject, so that it is scored.
 EMPTY_LABEL = make_split(GOOD, **SPLIT)["test"][0]
+# A test subject with tumour labels where every contrast is 0: included and scored, with a warning.
+LABEL_OUTSIDE = make_split(GOOD, **SPLIT)["test"][1]
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,9 @@ def _make_data(data: Path) -> None:
     generate_dataset(data, n=N_GOOD + len(CASES), seed=5, shape=SHAPE, spacing_mm=(5.0, 5.0, 5.5))
     voxels, affine = _read(data / EMPTY_LABEL / f"{EMPTY_LABEL}_seg.nii.gz")
     save_nifti(np.zeros_like(voxels), affine, data / EMPTY_LABEL / f"{EMPTY_LABEL}_seg.nii.gz")
+    voxels, affine = _read(_file(data / LABEL_OUTSIDE, "seg"))
+    voxels[0, 0, :3] = 2  # a corner of the volume: no brain there
+    save_nifti(voxels, affine, _file(data / LABEL_OUTSIDE, "seg"))
     for index, bad in enumerate(CASES.values(), start=N_GOOD + 1):
         bad.corrupt(data / subject_name(index), bad)
     (data / "name_mapping.csv").write_text("BraTS_2020_subject_ID,Grade\n")
@@ -284,8 +289,24 @@ def test_good_subjects_are_preprocessed_split_and_the_test_ones_scored(run: Run)
     assert len(per_case) == len(split["test"]) * 3  # one model, three regions
     for subject in split["test"]:
         assert (run.study / f"results/predictions/unet2d/{subject}.nii.gz").exists()
-    assert "QC: 20 subjects checked, 14 excluded" in (
+    assert "QC: 20 subjects checked, 14 excluded, 1 with a warning" in (
         run.study / "reports/report.html").read_text()
+
+
+def test_tumour_labels_outside_the_brain_are_scored_with_a_warning(run: Run):
+    note = run.qc().loc[LABEL_OUTSIDE, "note"]
+    assert note.startswith(f"{LABEL_OUTSIDE}_seg.nii.gz: 3 tumour voxels lie where every "
+                           "contrast is 0")
+    assert (run.qc()["note"] != "").sum() == 1
+    for log in (f"logs/preprocess/{LABEL_OUTSIDE}.log", "logs/qc_table.log"):
+        assert f"{LABEL_OUTSIDE}: {note}" in (run.study / log).read_text()
+    report = (run.study / "reports/report.html").read_text()
+    assert "Quality control: warnings" in report and html.escape(note) in report
+    truth = pd.read_csv(run.study / "results/per_case.csv").query(
+        "subject == @LABEL_OUTSIDE and region == 'WT'")["volume_true_ml"].item()
+    voxels, affine = _read(_file(run.data / LABEL_OUTSIDE, "seg"))
+    ml = np.count_nonzero(voxels) * abs(np.linalg.det(affine[:3, :3])) / 1000
+    assert truth == pytest.approx(ml)  # the voxels outside the brain are counted
 
 
 def test_empty_label_map_is_included_and_scored_the_brats_way(run: Run):

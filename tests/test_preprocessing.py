@@ -113,6 +113,28 @@ def test_folder_round_trip_is_memory_mapped(data_dir: Path, tmp_path: Path):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
 
+def test_tumour_labels_outside_the_brain_are_kept_and_noted(data_dir: Path, tmp_path: Path):
+    images, label, brain = tiny_volumes()
+    label[0, 0, 0] = 2  # oedema where every contrast is 0, outside the brain's box
+    label[2, 3, 1] = 0  # a brain voxel (at the box's corner) ...
+    for contrast in CONTRASTS:
+        images[contrast][2, 3, 1] = 0  # ... emptied in every contrast, then labelled
+    label[2, 3, 1] = 1
+    write_subject(data_dir, NAME, images=images, label=label)
+    (files,) = discover_subjects(data_dir).subjects
+    out = tmp_path / "pre" / NAME
+    record = preprocess_to_folder(files, out)
+    assert record["status"] == "included" and read_qc(out) == record
+    assert record["note"].startswith(f"{NAME}_seg.nii.gz: 2 tumour voxels lie where every "
+                                     "contrast is 0")
+    _, _, props = open_case(out)
+    assert props["region_voxels"]["outside_brain"] == 2
+    assert props["region_voxels"]["WT"] == int(np.count_nonzero(label[2:9, 3:11, 1:6]))
+
+    write_subject(data_dir, NAME)  # the same subject without them: no note
+    assert preprocess_to_folder(files, out)["note"] == ""
+
+
 def test_invalid_subject_gets_a_qc_record_and_no_arrays(data_dir: Path, tmp_path: Path):
     folder = write_subject(data_dir, NAME)
     (folder / f"{NAME}_t2.nii.gz").write_bytes(b"broken")

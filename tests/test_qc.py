@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from brats_unet.preprocessing import qc_record
-from brats_unet.qc import (excluded_problems, included_subjects, qc_table, read_qc_table,
-                           write_qc_table)
+from brats_unet.qc import (case_notes, excluded_problems, included_subjects, qc_table,
+                           read_qc_table, write_qc_table)
 from brats_unet.subjects import Problem
 
 
@@ -36,3 +36,15 @@ def test_excluded_problems_survive_odd_names_in_the_file(tmp_path: Path):
     table = read_qc_table(tmp_path / "subjects.tsv")
     assert excluded_problems(table) == [Problem(odd, f"{odd}/", 'not "allowed"')]
     assert included_subjects(table) == (["B"], [])
+
+
+def test_notes_of_included_subjects_round_trip_and_older_records_have_none(tmp_path: Path):
+    records = [qc_record("B", has_label=True, note="B_seg.nii.gz: 3 tumour voxels ..."),
+               qc_record("A", Problem("A", "A_t1.nii.gz", "corrupt"), has_label=True),
+               {"subject": "C", "status": "included", "has_label": True, "file": "",
+                "problem": ""}]  # a record written before notes existed
+    write_qc_table(qc_table(records), tmp_path / "subjects.tsv")
+    table = read_qc_table(tmp_path / "subjects.tsv")
+    assert list(table["note"]) == ["", "B_seg.nii.gz: 3 tumour voxels ...", ""]
+    assert case_notes(table) == [("B", "B_seg.nii.gz: 3 tumour voxels ...")]
+    assert included_subjects(table) == (["B", "C"], [])

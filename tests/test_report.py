@@ -210,7 +210,8 @@ def test_build_report_is_self_contained_and_escaped(tmp_path):
     benchmark = _benchmark(per_case)
     comparison = _comparison([("WT", "dice", "unet2d", "unet3d", 3, 0.05, 0.01, 0.09, 0.25)])
     qc = pd.DataFrame({"subject": ["<x>", "bad&case"], "status": ["included", "excluded"],
-                       "file": ["", "bad_t1.nii.gz"], "problem": ["", "shape <mismatch>"]})
+                       "file": ["", "bad_t1.nii.gz"], "problem": ["", "shape <mismatch>"],
+                       "note": ["x_seg.nii.gz: 2 tumour voxels <outside>", ""]})
     flair = np.ones((6, 6, 6))
     truth = np.zeros((6, 6, 6), dtype=np.int16)
     truth[2:4, 2:4, 2:4] = 1
@@ -232,6 +233,8 @@ def test_build_report_is_self_contained_and_escaped(tmp_path):
     assert html_text.count("data:image/png;base64,") == 9
     assert "<x>" not in html_text and "&lt;x&gt;" in html_text
     assert "shape &lt;mismatch&gt;" in html_text and "bad&amp;case" in html_text
+    assert "2 subjects checked, 1 excluded, 1 with a warning" in html_text
+    assert "x_seg.nii.gz: 2 tumour voxels &lt;outside&gt;" in html_text
     assert "1 GPU" in html_text and "373.13" in html_text
     assert "seed: 42" in html_text and "no dvc.lock" in html_text
     names = {p.name for p in figures_dir.glob("*.png")}

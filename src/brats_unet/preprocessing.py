@@ -171,23 +171,41 @@ def preprocess_subject(subject: LoadedSubject) -> PreprocessedCase:
 
 
 def qc_record(subject: str, problem: Problem | None = None, *,
-              has_label: bool | None = None) -> dict[str, Any]:
+              has_label: bool | None = None, note: str = "") -> dict[str, Any]:
+    """A subject's row of the QC table: included (``note``: a warning that does not exclude it,
+    or "") or excluded with the file and the problem."""
     if problem is None:
         return {"subject": subject, "status": "included", "has_label": has_label,
-                "file": "", "problem": ""}
+                "file": "", "problem": "", "note": note}
     return {"subject": subject, "status": "excluded", "has_label": has_label,
-            "file": problem.file, "problem": problem.problem}
+            "file": problem.file, "problem": problem.problem, "note": note}
 
 
-def write_case(case: PreprocessedCase, out_dir: str | os.PathLike) -> None:
-    """Write a preprocessed case folder atomically (arrays, properties, QC record)."""
+def case_note(properties: dict[str, Any], label_file: str | os.PathLike | None = None) -> str:
+    """A warning about an included case, or "": tumour labels where every contrast is 0 (outside
+    the brain mask), which no model can see but which are scored on the original grid."""
+    outside = (properties.get("region_voxels") or {}).get("outside_brain", 0)
+    if not outside:
+        return ""
+    where = f"{Path(label_file).name}: " if label_file is not None else ""
+    return (f"{where}{outside} tumour voxels lie where every contrast is 0 (outside the brain "
+            "mask): scored, but no model can segment them; is the label map registered to the "
+            "images?")
+
+
+def write_case(case: PreprocessedCase, out_dir: str | os.PathLike, *,
+               label_file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write a preprocessed case folder atomically (arrays, properties, QC record); return the
+    QC record (``label_file`` names the label map in its note, if any)."""
+    record = qc_record(case.properties["subject"], has_label=case.label is not None,
+                       note=case_note(case.properties, label_file))
     with atomic_directory(out_dir) as tmp:
         np.save(tmp / IMAGE_FILE, case.image, allow_pickle=False)
         if case.label is not None:
             np.save(tmp / LABEL_FILE, case.label, allow_pickle=False)
         write_json(case.properties, tmp / PROPERTIES_FILE)
-        write_json(qc_record(case.properties["subject"], has_label=case.label is not None),
-                   tmp / QC_FILE)
+        write_json(record, tmp / QC_FILE)
+    return record
 
 
 def write_excluded(problem: Problem, out_dir: str | os.PathLike, *,
@@ -244,5 +262,4 @@ def preprocess_to_folder(files: SubjectFiles, out_dir: str | os.PathLike, *,
     except InvalidSubject as err:
         write_excluded(err.problem, out_dir, has_label=files.has_label)
         return qc_record(files.subject, err.problem, has_label=files.has_label)
-    write_case(preprocess_subject(loaded), out_dir)
-    return qc_record(files.subject, has_label=loaded.label is not None)
+    return write_case(preprocess_subject(loaded), out_dir, label_file=files.label)

@@ -11,7 +11,7 @@ import pandas as pd
 from brats_unet.io import atomic_path
 from brats_unet.subjects import Problem
 
-QC_COLUMNS = ["subject", "status", "has_label", "file", "problem"]
+QC_COLUMNS = ["subject", "status", "has_label", "file", "problem", "note"]
 
 
 def qc_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -20,8 +20,8 @@ def qc_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     duplicated = table["subject"][table["subject"].duplicated()].tolist()
     if duplicated:
         raise ValueError(f"subjects listed more than once in the QC records: {duplicated}")
-    table["file"] = table["file"].fillna("")
-    table["problem"] = table["problem"].fillna("")
+    for column in ("file", "problem", "note"):  # "note": absent from records of older runs
+        table[column] = table[column].fillna("")
     return table.sort_values("subject", kind="stable").reset_index(drop=True)
 
 
@@ -31,7 +31,7 @@ def write_qc_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def read_qc_table(path: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"subject": str, "file": str, "problem": str},
+    return pd.read_csv(path, sep="\t", dtype={"subject": str, "file": str, "problem": str, "note": str},
                        keep_default_na=False)
 
 
@@ -46,3 +46,11 @@ def excluded_problems(table: pd.DataFrame) -> list[Problem]:
     """The excluded subjects' problems, in table order (``str()`` of one is its log line)."""
     excluded = table[table["status"] == "excluded"]
     return [Problem(str(r.subject), str(r.file), str(r.problem)) for r in excluded.itertuples()]
+
+
+def case_notes(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """``(subject, note)`` of the included subjects with a warning, in table order."""
+    if "note" not in table:
+        return []
+    noted = table[(table["status"] == "included") & (table["note"].fillna("") != "")]
+    return [(str(r.subject), str(r.note)) for r in noted.itertuples()]

@@ -51,6 +51,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from brats_unet.labels import REGIONS  # noqa: E402
 from brats_unet.metrics import HD95_ONE_EMPTY_MM  # noqa: E402
+from brats_unet.qc import case_notes  # noqa: E402
 
 #: Models read as slice-by-slice (2D) and volumetric (3D) in the discussion.
 TWO_D_MODELS: tuple[str, ...] = ("unet2d",)
@@ -834,7 +835,8 @@ def build_report(
         f"<li>Back end(s): {_e(', '.join(backends) or 'not recorded')}</li>",
     ]
     if qc is not None:
-        parts.append(f"<li>QC: {len(qc)} subjects checked, {len(excluded)} excluded</li>")
+        parts.append(f"<li>QC: {len(qc)} subjects checked, {len(excluded)} excluded, "
+                     f"{len(case_notes(qc)) if 'status' in qc else 0} with a warning</li>")
     parts.append("</ul>")
 
     parts.append("<h2>Benchmark</h2>")
@@ -886,6 +888,10 @@ def build_report(
         parts.append(_table(columns, [
             [_e("" if pd.isna(r[c]) else r[c]) for c in columns] for _, r in excluded.iterrows()
         ]))
+    notes = case_notes(qc) if qc is not None and "status" in qc else []
+    if notes:
+        parts.append("<h2>Quality control: warnings (subjects included)</h2>")
+        parts.append(_table(["subject", "warning"], [[_e(s), _e(n)] for s, n in notes]))
 
     parts.append("<h2>Conventions</h2><ul>")
     for item in (
