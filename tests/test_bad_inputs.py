@@ -295,7 +295,7 @@ def test_good_subjects_are_preprocessed_split_and_the_test_ones_scored(run: Run)
 
 def test_tumour_labels_outside_the_brain_are_scored_with_a_warning(run: Run):
     note = run.qc().loc[LABEL_OUTSIDE, "note"]
-    assert note.startswith(f"{LABEL_OUTSIDE}_seg.nii.gz: 3 tumour voxels lie where every "
+    assert note.startswith(f"{LABEL_OUTSIDE}_seg.nii.gz: 3 tumour voxels where every "
                            "contrast is 0")
     assert (run.qc()["note"] != "").sum() == 1
     for log in (f"logs/preprocess/{LABEL_OUTSIDE}.log", "logs/qc_table.log"):

@@ -125,7 +125,7 @@ def test_tumour_labels_outside_the_brain_are_kept_and_noted(data_dir: Path, tmp_
     out = tmp_path / "pre" / NAME
     record = preprocess_to_folder(files, out)
     assert record["status"] == "included" and read_qc(out) == record
-    assert record["note"].startswith(f"{NAME}_seg.nii.gz: 2 tumour voxels lie where every "
+    assert record["note"].startswith(f"{NAME}_seg.nii.gz: 2 tumour voxels where every "
                                      "contrast is 0")
     _, _, props = open_case(out)
     assert props["region_voxels"]["outside_brain"] == 2

@@ -20,7 +20,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _qc(args: argparse.Namespace) -> int:
-    from brats_unet.preprocessing import qc_record
+    from brats_unet.preprocessing import case_note, preprocess_subject, qc_record
     from brats_unet.qc import qc_table
     from brats_unet.subjects import discover_subjects
     from brats_unet.validation import InvalidSubject, load_subject
@@ -29,9 +29,11 @@ def _qc(args: argparse.Namespace) -> int:
     records = [qc_record(p.subject, p) for p in found.excluded]
     for files in found.subjects:
         try:
-            load_subject(files, label_convention=args.label_convention,
-                         affine_atol_mm=args.affine_atol_mm)
-            records.append(qc_record(files.subject, has_label=files.has_label))
+            loaded = load_subject(files, label_convention=args.label_convention,
+                                  affine_atol_mm=args.affine_atol_mm)
+            # the pipeline's own preprocessing, for the same warnings as its QC table
+            note = case_note(preprocess_subject(loaded).properties, files.label)
+            records.append(qc_record(files.subject, has_label=files.has_label, note=note))
         except InvalidSubject as err:
             records.append(qc_record(files.subject, err.problem, has_label=files.has_label))
     table = qc_table(records)
@@ -39,7 +41,9 @@ def _qc(args: argparse.Namespace) -> int:
         print(f"ignored: {note}", file=sys.stderr)
     table.to_csv(args.out or sys.stdout, sep="\t", index=False)
     n_bad = int((table["status"] == "excluded").sum())
-    print(f"{len(table) - n_bad} subjects valid, {n_bad} excluded", file=sys.stderr)
+    n_noted = int(((table["status"] == "included") & (table["note"] != "")).sum())
+    print(f"{len(table) - n_bad} subjects valid ({n_noted} with a warning), {n_bad} excluded",
+          file=sys.stderr)
     return 1 if n_bad else 0
 
 

@@ -188,9 +188,9 @@ def case_note(properties: dict[str, Any], label_file: str | os.PathLike | None =
     if not outside:
         return ""
     where = f"{Path(label_file).name}: " if label_file is not None else ""
-    return (f"{where}{outside} tumour voxels lie where every contrast is 0 (outside the brain "
-            "mask): scored, but no model can segment them; is the label map registered to the "
-            "images?")
+    voxels = "1 tumour voxel" if outside == 1 else f"{outside} tumour voxels"
+    return (f"{where}{voxels} where every contrast is 0 (outside the brain mask): scored, but "
+            "no model can segment them; is the label map registered to the images?")
 
 
 def write_case(case: PreprocessedCase, out_dir: str | os.PathLike, *,
