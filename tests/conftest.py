@@ -1,8 +1,12 @@
 """Shared fixtures."""
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Keras' back end from the environment, never from a ~/.keras/keras.json left on the machine
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
 @pytest.fixture

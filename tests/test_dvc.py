@@ -32,6 +32,7 @@ ENV = {
     "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
     "PYTHONHASHSEED": "0",
     "DVC_NO_ANALYTICS": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",  # no signing, hooks, templates
     "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
     "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org",
 }

@@ -165,8 +165,10 @@ def killed_study(tmp_path_factory) -> dict:
     unlock(study)
     run = start(study, home, "run3")
     state = study / f"state/train/{MODEL}/backup/training_metadata.json"
-    kill_when(run, lambda: backed_up_epoch(state) is not None, "an epoch was backed up")
-    facts["backed_up_epoch"] = backed_up_epoch(state)
+    seen = []  # the epoch read when the kill was sent (Keras rewrites the record in place)
+    kill_when(run, lambda: seen.append(backed_up_epoch(state)) or seen[-1] is not None,
+              "an epoch was backed up")
+    facts["backed_up_epoch"] = seen[-1]
     facts["weights_after_training_kill"] = (study / f"results/models/{MODEL}.keras").exists()
     unlock(study)
 
@@ -180,8 +182,9 @@ def killed_study(tmp_path_factory) -> dict:
     # has built its DAG, and the second rightly finds nothing to do (seen once in CI).
     jobs = pause_a_job(run)
     try:
-        facts["second_run"] = subprocess.run(
-            [*workflow(study), "--cores", "1"],
+        facts["second_run"] = subprocess.run(  # the same profile: --rerun-incomplete
+            [*workflow(study), "--cores", "1",
+             "--workflow-profile", str(REPO / "workflow/profiles/default")],
             cwd=study, capture_output=True, text=True, env=isolated_env(home), timeout=600)
     finally:
         signal_all(jobs, signal.SIGCONT)

@@ -127,10 +127,11 @@ def _epoch_backed_up(state: Path) -> bool:
 def test_killed_training_resumes_at_the_next_epoch(cases, tmp_path: Path):
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = _train_command(cases, tmp_path, epochs=3, steps=6)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = open(tmp_path / "stderr.txt", "w")  # a file: a pipe nobody reads could fill up
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 240
     while not _epoch_backed_up(tmp_path / "state"):
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
         assert time.monotonic() < deadline, "no epoch backed up within 240 s"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
