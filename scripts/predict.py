@@ -4,10 +4,12 @@ import os
 os.environ["KERAS_BACKEND"] = snakemake.params.backend  # before Keras is imported
 
 import _bootstrap  # noqa: F401, E402  (the package, also in a conda job environment)
+from brats_unet.runtime import limit_threads  # noqa: E402
 from brats_unet.segment import predict_to_file  # noqa: E402
 from brats_unet.logs import job_log  # noqa: E402
 
 with job_log(snakemake.log[0]) as log:
+    limit_threads(snakemake.threads)  # the job's share of the CPUs, not the machine's
     timing = predict_to_file(
         snakemake.input.model,
         snakemake.input.case,

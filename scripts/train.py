@@ -4,6 +4,7 @@ import os
 os.environ["KERAS_BACKEND"] = snakemake.params.backend  # before Keras is imported
 
 import _bootstrap  # noqa: F401, E402  (the package, also in a conda job environment)
+from brats_unet.runtime import limit_threads  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from brats_unet.io import read_json  # noqa: E402
@@ -11,6 +12,7 @@ from brats_unet.logs import job_log  # noqa: E402
 from brats_unet.training import settings_for, train_model  # noqa: E402
 
 with job_log(snakemake.log[0]) as log:
+    limit_threads(snakemake.threads)  # the job's share of the CPUs, not the machine's
     model = snakemake.wildcards.model
     split = read_json(snakemake.input.split)
     cases = {Path(folder).name: Path(folder) for folder in snakemake.input.cases}

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.workflow
 MODEL = "unet2d"
 # The local node has no GPU and 2 CPUs: the test's jobs ask for no GPU and little memory and time.
 CONFIG = {**copy.deepcopy(TINY), "model_names": [MODEL],
-          "train_resources": {"gpu": 0, "mem_mb": 3000, "runtime": 20},
-          "inference_resources": {"gpu": 0, "mem_mb": 2000, "runtime": 10}}
+          "train_resources": {"threads": 2, "gpu": 0, "mem_mb": 3000, "runtime": 20},
+          "inference_resources": {"threads": 1, "gpu": 0, "mem_mb": 2000, "runtime": 10}}
 # No accounting database, hence no sacct: the executor asks squeue, early and often (short jobs).
 SLURM_ARGS = ("--workflow-profile", str(REPO / "workflow/profiles/slurm"),
               "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1")
@@ -160,14 +160,16 @@ def test_every_job_runs_as_a_slurm_job(slurm_study, job_records: Path):
     assert resources["predict"]["gpu"] == "1" and "gpu" not in resources["evaluate"]
 
     # With the default train_resources the train job asks for a GPU, which this node refuses.
+    # (--cores 8 replaces the helper's --cores 2, which would lower the job's 4 threads to 2)
     refused = snakemake(study, "--forcerun", "train", "--rerun-triggers", "mtime",
-                        "--retries", "0", *SLURM_ARGS, TARGETS[0], config=DEFAULT_RESOURCES,
+                        "--retries", "0", "--cores", "8", *SLURM_ARGS, TARGETS[0],
+                        config=DEFAULT_RESOURCES,
                         check=False)
     log = refused.stdout + refused.stderr
     assert refused.returncode != 0
     sbatch = next(line for line in log.splitlines() if line.strip().startswith("sbatch --"))
     assert "--comment rule_train" in sbatch
-    assert all(arg in sbatch.split() for arg in ("--gpus=1", "--requeue", "--cpus-per-task=2"))
+    assert all(arg in sbatch.split() for arg in ("--gpus=1", "--requeue", "--cpus-per-task=4"))
     assert "-t 720 --mem 32000" in sbatch
     assert "Invalid generic resource" in log
 

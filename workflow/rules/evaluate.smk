@@ -17,7 +17,7 @@ rule predict:
         inference=config["inference"],
         patch_size=lambda wildcards: model_patch(wildcards.model),
         label_convention=config["label_convention"],
-    threads: 1
+    threads: config["inference_resources"]["threads"]
     resources:
         gpu=config["inference_resources"]["gpu"],
         mem_mb=config["inference_resources"]["mem_mb"],

@@ -19,7 +19,7 @@ rule train:
         model=lambda wildcards: config["models"][wildcards.model],
         # Outside the declared outputs: Snakemake deletes those when a job fails.
         state_dir=lambda wildcards: f"state/train/{wildcards.model}",
-    threads: 2
+    threads: config["train_resources"]["threads"]
     resources:
         gpu=config["train_resources"]["gpu"],
         mem_mb=config["train_resources"]["mem_mb"],
