@@ -7,7 +7,7 @@ from brats_unet.io import Geometry, geometry_of, read_nifti, save_nifti
 from brats_unet.preprocessing import (
     IMAGE_FILE, LABEL_FILE, bounding_box, brain_mask, crop, from_storage, open_case,
     preprocess_subject, preprocess_to_folder, read_qc, restore_to_input_space, to_storage,
-    uncrop, zscore,
+    tumour_voxels_outside, uncrop, zscore,
 )
 from brats_unet.subjects import CONTRASTS, discover_subjects
 from brats_unet.validation import LoadedSubject, load_subject
@@ -111,6 +111,14 @@ def test_folder_round_trip_is_memory_mapped(data_dir: Path, tmp_path: Path):
     assert isinstance(image, np.memmap) and image.shape == (5, 8, 7, 4)
     assert label.shape == (5, 8, 7) and props["subject"] == NAME
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_tumour_voxels_outside_a_mask_are_counted():
+    mask = np.zeros((3, 4), dtype=bool)
+    mask[1:, 1:] = True
+    label = np.array([[2, 0, 0, 1], [0, 4, 4, 0], [1, 0, 0, 2]], dtype=np.uint8)
+    assert tumour_voxels_outside(label, mask) == 3  # (0, 0), (0, 3), (2, 0): row 0, column 0
+    assert tumour_voxels_outside(label, np.ones_like(mask)) == 0
 
 
 def test_tumour_labels_outside_the_brain_are_kept_and_noted(data_dir: Path, tmp_path: Path):

@@ -20,7 +20,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _qc(args: argparse.Namespace) -> int:
-    from brats_unet.preprocessing import case_note, preprocess_subject, qc_record
+    from brats_unet.preprocessing import brain_mask, case_note, qc_record, tumour_voxels_outside
     from brats_unet.qc import qc_table
     from brats_unet.subjects import discover_subjects
     from brats_unet.validation import InvalidSubject, load_subject
@@ -31,8 +31,9 @@ def _qc(args: argparse.Namespace) -> int:
         try:
             loaded = load_subject(files, label_convention=args.label_convention,
                                   affine_atol_mm=args.affine_atol_mm)
-            # the pipeline's own preprocessing, for the same warnings as its QC table
-            note = case_note(preprocess_subject(loaded).properties, files.label)
+            outside = (0 if loaded.label is None else
+                       tumour_voxels_outside(loaded.label, brain_mask(loaded.images)))
+            note = case_note(outside, files.label)  # the pipeline's QC table's warning
             records.append(qc_record(files.subject, has_label=files.has_label, note=note))
         except InvalidSubject as err:
             records.append(qc_record(files.subject, err.problem, has_label=files.has_label))

@@ -57,6 +57,12 @@ def brain_mask(images: dict[str, np.ndarray]) -> np.ndarray:
     return mask
 
 
+def tumour_voxels_outside(label: np.ndarray, mask: np.ndarray) -> int:
+    """Tumour voxels (``label`` non-zero) outside ``mask``, both in the same axes: with the brain
+    mask, tumour where every contrast is 0."""
+    return int(np.count_nonzero(label)) - int(np.count_nonzero(label[mask]))
+
+
 def bounding_box(mask: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """``(start, stop)`` of the smallest box holding every true voxel (stop exclusive)."""
     if not mask.any():
@@ -147,9 +153,8 @@ def preprocess_subject(subject: LoadedSubject) -> PreprocessedCase:
     region_voxels = None
     if subject.label is not None:
         label = to_storage(crop(subject.label, start, stop))
-        # tumour voxels where every contrast is 0 (kept in label.npy inside the box, and always
-        # scored on the original file)
-        outside = int(np.count_nonzero(subject.label)) - int(np.count_nonzero(label[mask_c]))
+        # kept in label.npy inside the box, and always scored on the original file
+        outside = tumour_voxels_outside(np.swapaxes(subject.label, 0, 2), mask)
         per_label = np.bincount(label.ravel(), minlength=256)
         region_voxels = {r: int(per_label[list(REGION_LABELS[r])].sum()) for r in REGIONS}
         region_voxels["outside_brain"] = outside
@@ -181,10 +186,10 @@ def qc_record(subject: str, problem: Problem | None = None, *,
             "file": problem.file, "problem": problem.problem, "note": note}
 
 
-def case_note(properties: dict[str, Any], label_file: str | os.PathLike | None = None) -> str:
-    """A warning about an included case, or "": tumour labels where every contrast is 0 (outside
-    the brain mask), which no model can see but which are scored on the original grid."""
-    outside = (properties.get("region_voxels") or {}).get("outside_brain", 0)
+def case_note(outside: int, label_file: str | os.PathLike | None = None) -> str:
+    """A warning about an included case, or "": ``outside`` tumour voxels where every contrast
+    is 0 (outside the brain mask), which no model can see but which are scored on the
+    original grid (see :func:`tumour_voxels_outside`)."""
     if not outside:
         return ""
     where = f"{Path(label_file).name}: " if label_file is not None else ""
@@ -198,7 +203,8 @@ def write_case(case: PreprocessedCase, out_dir: str | os.PathLike, *,
     """Write a preprocessed case folder atomically (arrays, properties, QC record); return the
     QC record (``label_file`` names the label map in its note, if any)."""
     record = qc_record(case.properties["subject"], has_label=case.label is not None,
-                       note=case_note(case.properties, label_file))
+                       note=case_note((case.properties["region_voxels"] or {}).get(
+                           "outside_brain", 0), label_file))
     with atomic_directory(out_dir) as tmp:
         np.save(tmp / IMAGE_FILE, case.image, allow_pickle=False)
         if case.label is not None:
