@@ -4,11 +4,11 @@ import os
 os.environ["KERAS_BACKEND"] = snakemake.params.backend  # before Keras is imported
 
 import _bootstrap  # noqa: F401, E402  (the package, also in a conda job environment)
-from brats_unet.runtime import limit_threads  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from brats_unet.io import read_json  # noqa: E402
 from brats_unet.logs import job_log  # noqa: E402
+from brats_unet.runtime import limit_threads  # noqa: E402
 from brats_unet.training import settings_for, train_model  # noqa: E402
 
 with job_log(snakemake.log[0]) as log:

@@ -280,3 +280,11 @@ def test_load_overlay_inputs_maps_label_3_only_for_brats2021(tmp_path):
     flair, truth, predictions = report.load_overlay_inputs(*paths, label_convention="brats2021")
     assert truth[1, 1, 1] == 4 and predictions["m"][1, 1, 1] == 4 and truth[2, 2, 2] == 2
     assert flair.dtype == np.float32
+
+
+def test_hardware_names_the_gpus_or_the_cpu_threads():
+    assert report._hardware({"gpus": 2, "cpu_threads": 4}) == "2 GPUs"
+    assert report._hardware({"gpus": 0, "cpu_threads": 1}) == "CPU, 1 thread"
+    assert report._hardware({"gpus": 0, "cpu_threads": 4}) == "CPU, 4 threads"
+    assert report._hardware({"gpus": 0}) == "CPU"  # a summary from before threads were recorded
+    assert report._hardware({}) == "–"

@@ -209,17 +209,23 @@ def test_a_requeued_training_job_resumes_from_its_backup(slurm_study, tmp_path: 
             assert proc.poll() is None and time.monotonic() < deadline, (
                 "training ended or took too long before an epoch was backed up")
             time.sleep(0.05)
-        job = next(job for job, comment in _jobs_of(study).items()
-                   if comment.startswith("rule_train"))
+        trains = [job for job, comment in _jobs_of(study).items()
+                  if comment.startswith("rule_train")]
+        assert len(trains) == 1, f"one train job expected in the queue: {_jobs_of(study)}"
+        job = trains[0]
         subprocess.run(["scontrol", "requeue", str(job)], check=True)
         # SLURM holds a requeued job for about 2 minutes (its BeginTime); release it now. The
         # hold is set once the job is back in the queue: an update before then is overridden.
-        while (state := _job(job))["JobState"] in ("RUNNING", "COMPLETING", "PENDING"):
+        released = False
+        while not released:
+            state = _job(job)
+            assert state["JobState"] in ("RUNNING", "COMPLETING", "REQUEUED", "PENDING"), (
+                f"job {job} left the queue before its hold was released: {state}")
+            assert time.monotonic() < deadline, f"job {job} was not requeued: {state}"
             if state["JobState"] == "PENDING" and state["Reason"] == "BeginTime":
                 subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"],
                                check=True)
-                break
-            assert time.monotonic() < deadline, f"job {job} was not requeued: {state}"
+                released = True
             time.sleep(0.2)
         assert proc.wait(timeout=400) == 0
     finally:
@@ -227,8 +233,8 @@ def test_a_requeued_training_job_resumes_from_its_backup(slurm_study, tmp_path: 
             proc.send_signal(signal.SIGINT)  # SIGINT: Snakemake scancels its jobs
             proc.wait(timeout=120)
         _cancel_jobs_of(study)
-    log.seek(0)
-    output = log.read()
+        log.close()
+    output = (tmp_path / "snakemake.log").read_text()
     assert job_counts(output) == {"train": 1}
     assert output.count("has been submitted with SLURM jobid") == 1  # requeued, not resubmitted
     shown = _job(job)

@@ -96,7 +96,13 @@ def test_synthetic_default_runs_end_to_end(finished_study: Path):
         assert summary["train_subjects"] == split["train"]
         assert summary["validation_subjects"] == split["validation"]
         assert summary["precision"] == "float32" and summary["backend"] == "tensorflow"
+        # train_resources.threads (4) lowered to --cores 2, and TensorFlow held to it
+        assert summary["cpu_threads"] == 2
         assert (study / f"results/models/{model}.history.csv").exists()
+    timings = sorted((study / "results/predictions").glob("*/*.json"))
+    assert len(timings) == len(MODELS) * len(split["test"])
+    for timing in timings:
+        assert json.loads(timing.read_text())["cpu_threads"] == 1  # inference_resources.threads
     assert not (study / "state/train").exists() or not any((study / "state/train").iterdir())
 
 

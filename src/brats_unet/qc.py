@@ -31,8 +31,8 @@ def write_qc_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def read_qc_table(path: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", dtype={"subject": str, "file": str, "problem": str, "note": str},
-                       keep_default_na=False)
+    return pd.read_csv(path, sep="\t", keep_default_na=False,
+                       dtype={"subject": str, "file": str, "problem": str, "note": str})
 
 
 def included_subjects(table: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -49,8 +49,9 @@ def excluded_problems(table: pd.DataFrame) -> list[Problem]:
 
 
 def case_notes(table: pd.DataFrame) -> list[tuple[str, str]]:
-    """``(subject, note)`` of the included subjects with a warning, in table order."""
-    if "note" not in table:
+    """``(subject, note)`` of the included subjects with a warning, in table order (none in a
+    table from before notes existed)."""
+    if "note" not in table or "status" not in table:
         return []
     noted = table[(table["status"] == "included") & (table["note"].fillna("") != "")]
     return [(str(r.subject), str(r.note)) for r in noted.itertuples()]

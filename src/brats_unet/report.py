@@ -737,7 +737,9 @@ def _hardware(summary: Mapping[str, Any]) -> str:
     gpus = summary.get("gpus")
     if gpus is None:
         return "–"
-    return f"{int(gpus)} GPU{'s' if int(gpus) != 1 else ''}" if int(gpus) > 0 else "CPU"
+    threads = summary.get("cpu_threads")
+    cpu = f"CPU, {int(threads)} thread{'s' if int(threads) != 1 else ''}" if threads else "CPU"
+    return f"{int(gpus)} GPU{'s' if int(gpus) != 1 else ''}" if int(gpus) > 0 else cpu
 
 
 def benchmark_rows(benchmark: pd.DataFrame, summaries: Mapping[str, Mapping[str, Any]]) -> list:
@@ -836,7 +838,7 @@ def build_report(
     ]
     if qc is not None:
         parts.append(f"<li>QC: {len(qc)} subjects checked, {len(excluded)} excluded, "
-                     f"{len(case_notes(qc)) if 'status' in qc else 0} with a warning</li>")
+                     f"{len(case_notes(qc))} with a warning</li>")
     parts.append("</ul>")
 
     parts.append("<h2>Benchmark</h2>")
@@ -888,7 +890,7 @@ def build_report(
         parts.append(_table(columns, [
             [_e("" if pd.isna(r[c]) else r[c]) for c in columns] for _, r in excluded.iterrows()
         ]))
-    notes = case_notes(qc) if qc is not None and "status" in qc else []
+    notes = case_notes(qc) if qc is not None else []
     if notes:
         parts.append("<h2>Quality control: warnings (subjects included)</h2>")
         parts.append(_table(["subject", "warning"], [[_e(s), _e(n)] for s, n in notes]))

@@ -19,6 +19,7 @@ from brats_unet.inference import segment_case, write_segmentation
 from brats_unet.io import read_json, write_json
 from brats_unet.labels import REGIONS, region_masks
 from brats_unet.preprocessing import open_case, preprocess_subject
+from brats_unet.runtime import cpu_threads
 from brats_unet.subjects import CONTRASTS, SubjectFiles
 from brats_unet.validation import load_subject
 from brats_unet.volumetry import region_volumes_ml
@@ -66,6 +67,7 @@ def predict_to_file(model_path: str | os.PathLike, case_dir: str | os.PathLike,
     write_segmentation(labels, properties, segmentation_path, label_convention=label_convention)
     timing = {"subject": properties["subject"], "model": model.name,
               "predict_seconds": seconds, "backend": keras.backend.backend(),
+              "cpu_threads": cpu_threads(keras.backend.backend()),
               "input_shape": properties["geometry"]["shape"]}
     write_json(timing, timing_path)
     return timing

@@ -32,6 +32,7 @@ from brats_unet.loaders import PatchDataset, SliceDataset, SyncEpoch, Validation
 from brats_unet.losses import SoftDiceBCELoss, region_dice_metrics
 from brats_unet.models import build_model, count_trainable_parameters, logits_model
 from brats_unet.preprocessing import open_arrays
+from brats_unet.runtime import cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -404,6 +405,7 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
         "precision": precision,
         "jit_compile": jit,
         "gpus": n_gpus,
+        "cpu_threads": cpu_threads(keras.backend.backend()),
         "trainable_parameters": count_trainable_parameters(model),
         "epochs_run": len(history),
         "best_epoch": int(best_row["epoch"]) + 1,
