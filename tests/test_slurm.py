@@ -244,3 +244,27 @@ def test_a_requeued_training_job_resumes_from_its_backup(slurm_study, tmp_path: 
     assert summary["resumed"] is True and summary["epochs_run"] == epochs
     history = pd.read_csv(study / f"results/models/{MODEL}.history.csv")
     assert list(history["epoch"]) == list(range(epochs))  # each epoch once: resumed, not redone
+
+
+@pytest.mark.slow
+def test_the_whole_demo_runs_through_slurm(job_records: Path, tmp_path: Path):
+    """The README's demo (every rule, three models, the report) with each job an sbatch job.
+    About 12 minutes on 2 cores: opt-in (``--run-slow``); CI runs the reduced DAG above."""
+    no_gpu = {"train_resources": {"threads": 2, "gpu": 0, "mem_mb": 8000, "runtime": 60},
+              "inference_resources": {"threads": 1, "gpu": 0, "mem_mb": 4000, "runtime": 30}}
+    output = run_on_slurm(tmp_path, config=no_gpu, timeout=2400)
+    submitted = {int(job): re.search(r"/rule_(\w+?)/", log).group(1)
+                 for job, log in SUBMITTED.findall(output)}
+    # every job of the demo but the target `all` (the jobs after the split checkpoint, predict,
+    # are not in Snakemake's first job table)
+    assert Counter(submitted.values()) == {
+        "synthesize_subject": 12, "preprocess": 12, "qc_table": 1, "split": 1, "train": 3,
+        "predict": 9, "evaluate": 3, "tables": 1, "report": 1}
+    assert job_counts(output)["all"] == 1 and "localrule all" in output
+    states = {}
+    for line in job_records.read_text().splitlines():
+        record = _fields(line)
+        if int(record["JobId"]) in submitted:
+            states[int(record["JobId"])] = record["JobState"]
+    assert states == {job: "COMPLETED" for job in submitted}
+    assert "<table" in (tmp_path / "reports/report.html").read_text()
