@@ -19,8 +19,10 @@ import sys
 import numpy as np
 
 WORKER = r"""
-import json, sys, time
-library, n, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+import json, sys
+library, n, repeats, bench = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+sys.path.insert(0, bench)
+from timing import median_seconds
 if library == "numpy":
     import numpy as np
     rng = np.random.default_rng(0)
@@ -34,14 +36,7 @@ else:
     import tensorflow as tf
     a, b = tf.random.uniform((n, n)), tf.random.uniform((n, n))
     product = lambda: tf.linalg.matmul(a, b).numpy()
-product()
-times = []
-for _ in range(repeats):
-    start = time.perf_counter()
-    product()
-    times.append(time.perf_counter() - start)
-times.sort()
-print(json.dumps({"library": library, "gflops": 2 * n**3 / times[len(times) // 2] / 1e9}))
+print(json.dumps({"library": library, "gflops": 2 * n**3 / median_seconds(product, repeats) / 1e9}))
 """
 
 LIBRARIES = ("numpy", "torch", "tensorflow")
@@ -50,7 +45,8 @@ LIBRARIES = ("numpy", "torch", "tensorflow")
 def measure(library: str, n: int = 4096, repeats: int = 5) -> float:
     """GFLOP/s of one library's float32 ``n x n`` product (median of ``repeats``), in a fresh process."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", WORKER, library, str(n), str(repeats)],
+    proc = subprocess.run([sys.executable, "-c", WORKER, library, str(n), str(repeats),
+                           os.path.dirname(os.path.abspath(__file__))],
                           env=env, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])["gflops"]
 

@@ -21,7 +21,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _qc(args: argparse.Namespace) -> int:
     from brats_unet.preprocessing import brain_mask, case_note, qc_record, tumour_voxels_outside
-    from brats_unet.qc import qc_table
+    from brats_unet.qc import case_notes, qc_table
     from brats_unet.subjects import discover_subjects
     from brats_unet.validation import InvalidSubject, load_subject
 
@@ -42,8 +42,8 @@ def _qc(args: argparse.Namespace) -> int:
         print(f"ignored: {note}", file=sys.stderr)
     table.to_csv(args.out or sys.stdout, sep="\t", index=False)
     n_bad = int((table["status"] == "excluded").sum())
-    n_noted = int(((table["status"] == "included") & (table["note"] != "")).sum())
-    print(f"{len(table) - n_bad} subjects valid ({n_noted} with a warning), {n_bad} excluded",
+    print(f"{len(table) - n_bad} subjects valid ({len(case_notes(table))} with a warning), "
+          f"{n_bad} excluded",
           file=sys.stderr)
     return 1 if n_bad else 0
 
