@@ -26,6 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_workflow import REPO, SNAKEMAKE, TINY, snakemake  # noqa: E402
+from training_state import backed_up_epoch  # noqa: E402
 
 pytestmark = [pytest.mark.workflow, pytest.mark.skipif(
     not Path("/proc/self/cmdline").exists(), reason="finds running jobs through /proc")]
@@ -110,14 +111,6 @@ def kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 600) ->
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def backed_up_epoch(metadata: Path) -> int | None:
-    """The epoch of a complete backup record (Keras writes it in place: it may be half there)."""
-    try:
-        return json.loads(metadata.read_text())["epoch"]
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def stopped(pid: int) -> bool:

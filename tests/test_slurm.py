@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_reliability import backed_up_epoch
 from test_workflow import REPO, SNAKEMAKE, TINY, job_counts, snakemake
+from training_state import backed_up_epoch
 
 pytestmark = pytest.mark.workflow
 
@@ -60,14 +60,22 @@ def job_records() -> Path:
     return Path(re.search(r"^JobCompLoc\s*=\s*(\S+)", config, re.MULTILINE).group(1))
 
 
+def _jobs_of(study: Path, *, every_state: bool = True) -> dict[int, str]:
+    """Jobs of ``study`` in SLURM's queue, by id, with their comment (the rule): in any state,
+    or only those still queued or running."""
+    listed = subprocess.run(["squeue", "--noheader", "--format=%i|%k|%Z",
+                             *(["--states=all"] if every_state else [])],
+                            capture_output=True, text=True).stdout
+    return {int(job): comment for job, comment, workdir in
+            (line.split("|", 2) for line in listed.splitlines())
+            if Path(workdir.strip()) == study}
+
+
 def _cancel_jobs_of(study: Path) -> None:
     """Cancel the jobs of ``study`` still queued or running, and nothing else."""
-    listed = subprocess.run(["squeue", "--noheader", "--format=%i %Z"], capture_output=True,
-                            text=True).stdout
-    ours = [job for job, workdir in (line.split(maxsplit=1) for line in listed.splitlines())
-            if Path(workdir.strip()) == study]
+    ours = _jobs_of(study, every_state=False)
     if ours:
-        subprocess.run(["scancel", *ours])
+        subprocess.run(["scancel", *map(str, ours)])
 
 
 def run_on_slurm(study: Path, *args: str, config: dict, timeout: int = 420) -> str:
@@ -172,15 +180,6 @@ def test_every_job_runs_as_a_slurm_job(slurm_study, job_records: Path):
     assert all(arg in sbatch.split() for arg in ("--gpus=1", "--requeue", "--cpus-per-task=4"))
     assert "-t 720 --mem 32000" in sbatch
     assert "Invalid generic resource" in log
-
-
-def _jobs_of(study: Path) -> dict[int, str]:
-    """Jobs of ``study`` in SLURM's queue (any state), by id, with their comment (the rule)."""
-    listed = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%i|%k|%Z"],
-                            capture_output=True, text=True, check=True).stdout
-    return {int(job): comment for job, comment, workdir in
-            (line.split("|", 2) for line in listed.splitlines())
-            if Path(workdir.strip()) == study}
 
 
 def _job(job: int) -> dict[str, str]:

@@ -22,6 +22,7 @@ from brats_unet.training import (
     prepare_state_dir, resolve_jit, resolve_precision, settings_for,
     write_history,
 )
+from training_state import backed_up_epoch
 
 TRAINING = dict(precision="auto", jit_compile="auto", seed=3, epochs=2, steps_per_epoch=2,
                 learning_rate=1e-3, lr_schedule="cosine", early_stopping_patience=0,
@@ -116,11 +117,12 @@ def _train_command(cases, out: Path, epochs: int, steps: int) -> list[str]:
 def _epoch_backed_up(state: Path) -> bool:
     """An epoch's backup record and history row are both complete (Keras writes them in place,
     so either may be half there when looked at)."""
+    if backed_up_epoch(state / "backup" / "training_metadata.json") is None:
+        return False
     try:
-        json.loads((state / "backup" / "training_metadata.json").read_text())["epoch"]
         with (state / "history.csv").open() as handle:
             return any(row.get("epoch") for row in csv.DictReader(handle))
-    except (OSError, ValueError, KeyError):
+    except OSError:
         return False
 
 
