@@ -1,9 +1,9 @@
 """Snakemake job: segment one subject with one model, in the input's geometry."""
-import os
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
+from brats_unet.runtime import resolve_backend
 
-os.environ["KERAS_BACKEND"] = snakemake.params.backend  # before Keras is imported
+backend = resolve_backend(snakemake.params.backend)  # sets KERAS_BACKEND: before Keras is imported
 
-import _bootstrap  # noqa: F401, E402  (the package, also in a conda job environment)
 from brats_unet.runtime import limit_threads  # noqa: E402
 from brats_unet.segment import predict_to_file  # noqa: E402
 from brats_unet.logs import job_log  # noqa: E402
@@ -17,7 +17,8 @@ with job_log(snakemake.log[0]) as log:
         snakemake.output.timing,
         patch_size=snakemake.params.patch_size,
         label_convention=snakemake.params.label_convention,
+        backend_reason=backend.reason,
         **snakemake.params.inference,
     )
-    log.info("%s / %s: %.2f s", snakemake.wildcards.model, snakemake.wildcards.subject,
-             timing["predict_seconds"])
+    log.info("%s / %s: %.2f s (back end %s)", snakemake.wildcards.model,
+             snakemake.wildcards.subject, timing["predict_seconds"], timing["backend"])

@@ -1,9 +1,9 @@
 """Snakemake job: train one model on the training subjects, choosing its checkpoint on validation."""
-import os
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
+from brats_unet.runtime import resolve_backend
 
-os.environ["KERAS_BACKEND"] = snakemake.params.backend  # before Keras is imported
+backend = resolve_backend(snakemake.params.backend)  # sets KERAS_BACKEND: before Keras is imported
 
-import _bootstrap  # noqa: F401, E402  (the package, also in a conda job environment)
 from pathlib import Path  # noqa: E402
 
 from brats_unet.io import read_json  # noqa: E402
@@ -13,6 +13,7 @@ from brats_unet.training import settings_for, train_model  # noqa: E402
 
 with job_log(snakemake.log[0]) as log:
     limit_threads(snakemake.threads)  # the job's share of the CPUs, not the machine's
+    log.info("back end %s (%s)", backend.backend, backend.reason)
     model = snakemake.wildcards.model
     split = read_json(snakemake.input.split)
     cases = {Path(folder).name: Path(folder) for folder in snakemake.input.cases}
@@ -25,6 +26,7 @@ with job_log(snakemake.log[0]) as log:
         history_path=Path(snakemake.output.history),
         summary_path=Path(snakemake.output.summary),
         state_dir=Path(snakemake.params.state_dir),
+        backend_reason=backend.reason,
     )
     log.info("%s: best epoch %d, validation Dice %s, %.0f s", model, summary["best_epoch"],
              summary["best_val_dice"], summary["training_seconds_total"])

@@ -7,6 +7,8 @@ import pytest
 
 # Keras' back end from the environment, never from a ~/.keras/keras.json left on the machine
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The package before any test module loads TensorFlow: it turns on TensorFlow's oneDNN kernels
+import brats_unet  # noqa: E402, F401
 
 
 @pytest.fixture

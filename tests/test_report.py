@@ -288,3 +288,15 @@ def test_hardware_names_the_gpus_or_the_cpu_threads():
     assert report._hardware({"gpus": 0, "cpu_threads": 4}) == "CPU, 4 threads"
     assert report._hardware({"gpus": 0}) == "CPU"  # a summary from before threads were recorded
     assert report._hardware({}) == "–"
+
+
+def test_run_summary_says_why_each_model_ran_on_its_back_end_and_on_which_cpu():
+    summaries = {"unet3d": {"backend": "tensorflow", "backend_reason": "auto: no GPU; <fast>",
+                            "cpu": "AMD EPYC, 2 CPUs usable, avx2 fma"},
+                 "unet2d": {"backend": "torch", "backend_reason": "set in the config",
+                            "cpu": "AMD EPYC, 2 CPUs usable, avx2 fma"}}
+    lines = report._machine_lines(summaries)
+    assert lines == ["<li>unet2d trained on torch: set in the config</li>",
+                     "<li>unet3d trained on tensorflow: auto: no GPU; &lt;fast&gt;</li>",
+                     "<li>Training CPU: AMD EPYC, 2 CPUs usable, avx2 fma</li>"]
+    assert report._machine_lines({"unet3d": {"gpus": 0}}) == []

@@ -72,3 +72,96 @@ def test_fewer_than_one_thread_is_refused():
 
     with pytest.raises(ValueError, match="at least 1, got 0"):
         limit_threads(0, "tensorflow")
+
+
+# A 3D convolution's training step in TensorFlow, after the imports of a job script.
+CONV_STEP = """
+import brats_unet.training  # noqa: F401  (the package first, as every job script)
+import numpy as np, keras
+model = keras.Sequential([keras.Input((8, 8, 8, 4)), keras.layers.Conv3D(8, 3, padding="same")])
+model.compile(optimizer="adam", loss="mse")
+model.train_on_batch(np.ones((1, 8, 8, 8, 4), "float32"), np.ones((1, 8, 8, 8, 8), "float32"))
+"""
+
+
+def _primitives(onednn: str | None) -> str:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
+           "ONEDNN_VERBOSE": "1"}
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    if onednn is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = onednn
+    done = subprocess.run([sys.executable, "-c", CONV_STEP], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_tensorflow_convolutions_run_on_onednn_whatever_the_cpu():
+    # TensorFlow's own default keeps oneDNN off on CPUs without AVX512_VNNI/BF16 or AMX; the
+    # package turns it on, so the convolution and both its gradients are oneDNN primitives.
+    executed = [line for line in _primitives(None).splitlines() if ",exec," in line]
+    assert sum(",convolution," in line for line in executed) >= 3, executed[:5]
+
+
+def test_a_users_tf_enable_onednn_opts_wins():
+    executed = [line for line in _primitives("0").splitlines() if ",exec," in line]
+    assert not any(",convolution," in line for line in executed)
+
+
+@pytest.mark.parametrize(("setting", "gpu", "sees", "expected"), [
+    ("auto", False, {}, "tensorflow"),
+    ("auto", True, {"tensorflow": True, "torch": True}, "tensorflow"),
+    ("auto", True, {"tensorflow": False, "torch": True}, "torch"),
+    ("auto", True, {"tensorflow": False, "torch": None}, "tensorflow"),
+    ("torch", False, {}, "torch"),
+    ("tensorflow", True, {"tensorflow": False, "torch": True}, "tensorflow"),
+])
+def test_auto_takes_the_measured_fastest_unless_only_pytorch_sees_the_gpu(setting, gpu, sees,
+                                                                           expected):
+    from brats_unet.runtime import choose_backend
+
+    choice = choose_backend(setting, nvidia_gpu=gpu, sees_gpu=sees)
+    assert choice.backend == expected
+    assert choice.reason.startswith("auto: " if setting == "auto" else "set in the config")
+
+
+def test_the_cpu_choice_states_its_evidence_and_no_gpu_one_says_it_trains_on_the_cpu():
+    from brats_unet.runtime import choose_backend
+
+    assert "AVX2" in choose_backend("auto", nvidia_gpu=False, sees_gpu={}).reason
+    stuck = choose_backend("auto", nvidia_gpu=True, sees_gpu={"tensorflow": False, "torch": False})
+    assert "training on the CPU" in stuck.reason
+
+
+def test_an_unknown_backend_is_refused():
+    from brats_unet.runtime import choose_backend
+
+    with pytest.raises(ValueError, match="auto or one of"):
+        choose_backend("jax", nvidia_gpu=False, sees_gpu={})
+
+
+def test_resolve_backend_sets_keras_backend_without_loading_a_framework_on_a_cpu(monkeypatch):
+    from brats_unet import runtime
+
+    monkeypatch.setattr(runtime, "nvidia_gpu_present", lambda: False)
+    monkeypatch.setattr(runtime, "_sees_gpu", lambda backend: pytest.fail("loaded " + backend))
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert runtime.resolve_backend("auto").backend == "tensorflow"
+    assert os.environ["KERAS_BACKEND"] == "tensorflow"
+
+
+def test_hidden_gpus_count_as_none(monkeypatch):
+    from brats_unet.runtime import nvidia_gpu_present
+
+    for hidden in ("", "-1"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert not nvidia_gpu_present()
+
+
+def test_cpu_description_names_the_model_and_the_vector_flags():
+    from brats_unet.runtime import VECTOR_FLAGS, cpu_description
+
+    text = cpu_description()
+    flags = open("/proc/cpuinfo").read().split()
+    assert f"{len(os.sched_getaffinity(0))} CPUs usable" in text
+    assert all((f in text.split()) == (f in flags) for f in VECTOR_FLAGS)

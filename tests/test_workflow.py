@@ -96,13 +96,18 @@ def test_synthetic_default_runs_end_to_end(finished_study: Path):
         assert summary["train_subjects"] == split["train"]
         assert summary["validation_subjects"] == split["validation"]
         assert summary["precision"] == "float32" and summary["backend"] == "tensorflow"
+        # backend: auto, decided in the job on this GPU-less machine, with oneDNN's kernels
+        assert summary["backend_reason"].startswith("auto: no GPU")
+        assert summary["tensorflow_onednn"] == "1" and "CPUs usable" in summary["cpu"]
         # train_resources.threads (4) lowered to --cores 2, and TensorFlow held to it
         assert summary["cpu_threads"] == 2
         assert (study / f"results/models/{model}.history.csv").exists()
     timings = sorted((study / "results/predictions").glob("*/*.json"))
     assert len(timings) == len(MODELS) * len(split["test"])
     for timing in timings:
-        assert json.loads(timing.read_text())["cpu_threads"] == 1  # inference_resources.threads
+        recorded = json.loads(timing.read_text())
+        assert recorded["cpu_threads"] == 1  # inference_resources.threads
+        assert recorded["backend"] == "tensorflow" and recorded["backend_reason"].startswith("auto")
     assert not (study / "state/train").exists() or not any((study / "state/train").iterdir())
 
 

@@ -51,8 +51,10 @@ def _qc(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace) -> int:
     import os
 
-    if args.backend:
-        os.environ["KERAS_BACKEND"] = args.backend  # before Keras is imported
+    if args.backend or "KERAS_BACKEND" not in os.environ:
+        from brats_unet.runtime import resolve_backend
+
+        resolve_backend(args.backend or "auto")  # sets KERAS_BACKEND: before Keras is imported
     from brats_unet.segment import segment_new_patient
     from brats_unet.validation import InvalidSubject
 
@@ -126,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--threshold", type=float, default=0.5)
     seg.add_argument("--min-et-voxels", type=int, default=0)
     seg.add_argument("--label-convention", choices=("brats2020", "brats2021"), default="brats2020")
-    seg.add_argument("--backend", choices=("tensorflow", "torch"),
-                     help="Keras back end (default: KERAS_BACKEND, else tensorflow)")
+    seg.add_argument("--backend", choices=("auto", "tensorflow", "torch"),
+                     help="Keras back end (default: KERAS_BACKEND, else auto: as the pipeline's "
+                          "`backend: auto`)")
     seg.set_defaults(func=_segment)
 
     pub = sub.add_parser("publish-weights", help="copy trained models into the folder DVC "

@@ -742,6 +742,20 @@ def _hardware(summary: Mapping[str, Any]) -> str:
     return f"{int(gpus)} GPU{'s' if int(gpus) != 1 else ''}" if int(gpus) > 0 else cpu
 
 
+def _machine_lines(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Why each model trained on its back end, and on which CPU (as its summary records)."""
+    lines = []
+    for model in sorted(summaries):
+        summary = summaries[model]
+        if summary.get("backend_reason"):
+            lines.append(f"<li>{_e(model)} trained on {_e(summary.get('backend'))}: "
+                         f"{_e(summary['backend_reason'])}</li>")
+    cpus = sorted({str(s["cpu"]) for s in summaries.values() if s.get("cpu")})
+    if cpus:
+        lines.append(f"<li>Training CPU: {_e('; '.join(cpus))}</li>")
+    return lines
+
+
 def benchmark_rows(benchmark: pd.DataFrame, summaries: Mapping[str, Mapping[str, Any]]) -> list:
     """Cells of the benchmark table, one row per model and region (already HTML)."""
     rows = []
@@ -835,6 +849,7 @@ def build_report(
         f"<li>Test subjects: {len(subjects)} ({_e(', '.join(subjects))})</li>",
         f"<li>Regions: {_e(', '.join(_regions(per_case)))}</li>",
         f"<li>Back end(s): {_e(', '.join(backends) or 'not recorded')}</li>",
+        *_machine_lines(summaries),
     ]
     if qc is not None:
         parts.append(f"<li>QC: {len(qc)} subjects checked, {len(excluded)} excluded, "

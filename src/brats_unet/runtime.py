@@ -1,4 +1,4 @@
-"""How many CPU threads a job's back end may use.
+"""Which Keras back end a job runs on, and how many CPU threads it may use.
 
 TensorFlow and PyTorch size their compute pools from the CPUs the process may run on. Where
 nothing pins a job to its share (a local Snakemake run; a SLURM cluster without CPU binding,
@@ -10,7 +10,98 @@ end to it. Keras' loader workers (``training.loader_workers``) are threads of th
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The Keras back ends the pipeline trains and predicts with; ``auto`` picks one per job.
+BACKENDS = ("tensorflow", "torch")
+#: CPU flags that decide which kernels the back ends run (oneDNN's ISA, TensorFlow's defaults).
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+#: Why ``auto`` takes TensorFlow on a CPU: what the benchmarks measured (BENCHMARKS.md).
+CPU_EVIDENCE = ("on a CPU, Keras on TensorFlow (oneDNN kernels on) trained every model fastest "
+                "of the Keras back ends on each CPU kind measured (AMD EPYC Zen 3, AVX2; "
+                "Intel Xeon, AVX-512)")
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The back end a job runs on and why, as recorded in its summary."""
+
+    backend: str
+    reason: str
+
+
+def choose_backend(setting: str, *, nvidia_gpu: bool,
+                   sees_gpu: dict[str, bool | None]) -> BackendChoice:
+    """The back end for ``setting`` (``auto`` or one of :data:`BACKENDS`) on this machine.
+
+    ``nvidia_gpu``: the machine has an NVIDIA GPU this process may use. ``sees_gpu``: per
+    back end, whether it can compute on it (None: not installed). ``auto`` takes TensorFlow
+    (:data:`CPU_EVIDENCE`; on a GPU, XLA and mixed precision), unless a GPU is there that
+    TensorFlow cannot use and PyTorch can: TensorFlow without its CUDA libraries silently
+    trains on the CPU.
+    """
+    if setting in BACKENDS:
+        return BackendChoice(setting, "set in the config")
+    if setting != "auto":
+        raise ValueError(f"backend must be auto or one of {BACKENDS}, got {setting!r}")
+    if not nvidia_gpu:
+        return BackendChoice("tensorflow", f"auto: no GPU; {CPU_EVIDENCE}")
+    if sees_gpu.get("tensorflow"):
+        return BackendChoice("tensorflow", "auto: TensorFlow sees the GPU")
+    if sees_gpu.get("torch"):
+        return BackendChoice("torch", "auto: TensorFlow sees no GPU (no CUDA libraries it can "
+                                      "load), PyTorch does")
+    return BackendChoice("tensorflow", "auto: a GPU is there but no installed back end can use "
+                                       "it; training on the CPU")
+
+
+def nvidia_gpu_present() -> bool:
+    """An NVIDIA GPU is installed and ``CUDA_VISIBLE_DEVICES`` does not hide every GPU."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+def _sees_gpu(backend: str) -> bool | None:
+    if importlib.util.find_spec(backend) is None:
+        return None
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_backend(setting: str) -> BackendChoice:
+    """Choose the back end (:func:`choose_backend`) and set ``KERAS_BACKEND`` to it.
+
+    Call it before Keras is imported. Only where a GPU is present does it load the back ends
+    to ask them (a few seconds); on a CPU it decides without loading anything.
+    """
+    gpu = nvidia_gpu_present()
+    sees = {b: _sees_gpu(b) for b in BACKENDS} if gpu else {}
+    choice = choose_backend(setting, nvidia_gpu=gpu, sees_gpu=sees)
+    os.environ["KERAS_BACKEND"] = choice.backend
+    return choice
+
+
+def cpu_description() -> str:
+    """The CPU's model name, CPU count and vector flags, e.g. for a figure or a model summary."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    model = next((line.split(":", 1)[1].strip() for line in lines
+                  if line.startswith("model name")), "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    shown = " ".join(f for f in VECTOR_FLAGS if f in flags) or "none of " + "/".join(VECTOR_FLAGS)
+    return f"{model}, {len(os.sched_getaffinity(0))} CPUs usable, {shown}"
 
 #: Thread pools of numerical libraries, read when each library loads (numpy is loaded before
 #: :func:`limit_threads` runs: these reach libraries loaded later and child processes).

@@ -19,7 +19,7 @@ from brats_unet.inference import segment_case, write_segmentation
 from brats_unet.io import read_json, write_json
 from brats_unet.labels import REGIONS, region_masks
 from brats_unet.preprocessing import open_case, preprocess_subject
-from brats_unet.runtime import cpu_threads
+from brats_unet.runtime import cpu_description, cpu_threads
 from brats_unet.subjects import CONTRASTS, SubjectFiles
 from brats_unet.validation import load_subject
 from brats_unet.volumetry import region_volumes_ml
@@ -52,11 +52,13 @@ def predict_to_file(model_path: str | os.PathLike, case_dir: str | os.PathLike,
                     segmentation_path: str | os.PathLike, timing_path: str | os.PathLike, *,
                     patch_size, label_convention: str = "brats2020", overlap: float = 0.5,
                     windows_per_batch: int = 2, slices_per_batch: int = 32, mirror: bool = False,
-                    threshold: float = 0.5, min_et_voxels: int = 0) -> dict[str, Any]:
+                    threshold: float = 0.5, min_et_voxels: int = 0,
+                    backend_reason: str | None = None) -> dict[str, Any]:
     """Segment a preprocessed case; write the labels in its input geometry and a timing JSON.
 
     ``predict_seconds`` counts the forward passes, thresholding and the way
     back into the input's grid, not loading the model or the arrays.
+    ``backend_reason``: why the job runs on its back end, recorded with the machine's CPU.
     """
     model = load_trained_model(model_path)
     image, _, properties = open_case(case_dir)
@@ -67,7 +69,8 @@ def predict_to_file(model_path: str | os.PathLike, case_dir: str | os.PathLike,
     write_segmentation(labels, properties, segmentation_path, label_convention=label_convention)
     timing = {"subject": properties["subject"], "model": model.name,
               "predict_seconds": seconds, "backend": keras.backend.backend(),
-              "cpu_threads": cpu_threads(keras.backend.backend()),
+              "backend_reason": backend_reason,
+              "cpu_threads": cpu_threads(keras.backend.backend()), "cpu": cpu_description(),
               "input_shape": properties["geometry"]["shape"]}
     write_json(timing, timing_path)
     return timing

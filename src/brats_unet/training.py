@@ -32,7 +32,7 @@ from brats_unet.loaders import PatchDataset, SliceDataset, SyncEpoch, Validation
 from brats_unet.losses import SoftDiceBCELoss, region_dice_metrics
 from brats_unet.models import build_model, count_trainable_parameters, logits_model
 from brats_unet.preprocessing import open_arrays
-from brats_unet.runtime import cpu_threads
+from brats_unet.runtime import cpu_description, cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +337,12 @@ def build_for_training(model_name: str, settings: TrainingSettings, *, jit: bool
 
 def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list[Path],
                 validation_dirs: list[Path], weights_path: Path, history_path: Path,
-                summary_path: Path, state_dir: Path) -> dict[str, Any]:
+                summary_path: Path, state_dir: Path,
+                backend_reason: str | None = None) -> dict[str, Any]:
     """Train ``model_name`` and write its best checkpoint, history CSV and summary JSON.
+
+    ``backend_reason``: why the job runs on the current back end (``runtime.resolve_backend``),
+    recorded in the summary beside the back end and the machine's CPU.
 
     ``state_dir`` holds what a killed run resumes from (a BackupAndRestore
     backup and the best checkpoint so far); it must not be a declared output
@@ -401,6 +405,9 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
     summary = {
         "model": model_name,
         "backend": keras.backend.backend(),
+        "backend_reason": backend_reason,
+        "cpu": cpu_description(),
+        "tensorflow_onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "keras_version": keras.__version__,
         "precision": precision,
         "jit_compile": jit,
