@@ -9,8 +9,8 @@ Importing it does set one variable, before any module can load TensorFlow:
 ``TF_ENABLE_ONEDNN_OPTS=1`` unless the environment already sets it. TensorFlow turns its
 oneDNN kernels on by itself only on CPUs with AVX512_VNNI, AVX512_BF16 or AMX; elsewhere
 (AVX2 CPUs such as AMD EPYC Zen 3) its convolutions run through im2col and matrix products,
-about 5x slower on a 3D training step and faulting in about 2 GB of fresh pages per step
-(``BENCHMARKS.md``, "A training job as the pipeline runs it").
+4 to 6x slower on a 3D training job and faulting in about 2.5 GB of fresh pages per step
+(``BENCHMARKS.md``, "What was wrong: TensorFlow's convolutions without oneDNN").
 """
 
 import os
