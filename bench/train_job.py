@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from train_throughput import make_cases
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -115,21 +116,6 @@ print(json.dumps({
 """
 
 
-def make_cases(root: Path, n: int) -> list[str]:
-    """The demo's cases: synthetic, 96 x 96 x 64 at 2 x 2 x 2.4 mm, preprocessed as the pipeline does."""
-    from brats_unet.preprocessing import preprocess_to_folder
-    from brats_unet.subjects import discover_subjects
-    from brats_unet.synthetic import generate_dataset
-
-    generate_dataset(root / "data", n=n, seed=2020, shape=(96, 96, 64), spacing_mm=(2.0, 2.0, 2.4),
-                     no_et_probability=0.25)
-    dirs = []
-    for files in discover_subjects(root / "data").subjects:
-        preprocess_to_folder(files, root / "pre" / files.subject)
-        dirs.append(str(root / "pre" / files.subject))
-    return dirs
-
-
 def run_row(variant: str, model: str, args, cases: list[str]) -> dict:
     backend = variant.split("+")[0].split("-")[0]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -165,7 +151,9 @@ def main() -> None:
     from brats_unet.runtime import cpu_description
 
     variants = args.variants + ([f"{v}+preload" for v in args.variants] if args.preload else [])
-    cases = make_cases(Path(tempfile.mkdtemp()), args.cases)
+    # the demo's cases: 96 x 96 x 64 at 2 x 2 x 2.4 mm, its seed and share without ET
+    cases = make_cases(Path(tempfile.mkdtemp()), args.cases, (96, 96, 64), (2.0, 2.0, 2.4),
+                       seed=2020, no_et_probability=0.25)
     runs: dict[tuple[str, str], list[dict]] = {}
     for _ in range(args.rounds):
         for model in args.models:

@@ -91,12 +91,15 @@ print(json.dumps({"seconds_per_step": seconds,
 """
 
 
-def make_cases(root: Path, n: int, shape, spacing) -> list[str]:
+def make_cases(root: Path, n: int, shape, spacing, *, seed: int = 11,
+               no_et_probability: float = 0.2) -> list[str]:
+    """``n`` synthetic cases under ``root``, preprocessed as the pipeline does; their folders."""
     from brats_unet.preprocessing import preprocess_to_folder
     from brats_unet.subjects import discover_subjects
     from brats_unet.synthetic import generate_dataset
 
-    generate_dataset(root / "data", n=n, seed=11, shape=tuple(shape), spacing_mm=tuple(spacing))
+    generate_dataset(root / "data", n=n, seed=seed, shape=tuple(shape), spacing_mm=tuple(spacing),
+                     no_et_probability=no_et_probability)
     dirs = []
     for files in discover_subjects(root / "data").subjects:
         preprocess_to_folder(files, root / "pre" / files.subject)
