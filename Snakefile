@@ -32,6 +32,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/qc/subjects.tsv",
         "results/split.json",
@@ -44,4 +45,3 @@ rule all:
             model=config["model_names"],
             subject=split_subjects("unlabelled"),
         ),
-    default_target: True

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from brats_unet.io import write_json
-from brats_unet.split import make_split
+from brats_unet.data.split import make_split
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")

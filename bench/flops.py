@@ -1,4 +1,4 @@
-"""Analytic FLOP and parameter counts of the U-Nets of :mod:`brats_unet.models`.
+"""Analytic FLOP and parameter counts of the U-Nets of :mod:`brats_unet.models.unets`.
 
 Convention, used by every benchmark here:
 
@@ -49,7 +49,7 @@ class Conv:
 def unet_convolutions(*, spatial_dims: int, patch: tuple[int, ...], in_channels: int = 4,
                       n_regions: int = 3, base_filters: int = 16, depth: int = 4,
                       residual: bool = False, norm: str = "batch") -> list[Conv]:
-    """Every convolution of one forward pass of a :class:`brats_unet.models.UNet` on one sample."""
+    """Every convolution of one forward pass of a :class:`brats_unet.models.unets.UNet` on one sample."""
     if len(patch) != spatial_dims or any(p % 2 ** (depth - 1) for p in patch):
         raise ValueError(f"patch {patch} must have {spatial_dims} sizes divisible by {2 ** (depth - 1)}")
     k3, up_k = 3**spatial_dims, 2**spatial_dims
@@ -94,7 +94,7 @@ def _check() -> None:
     """The walk's parameter count against Keras' and the PyTorch reference's, and a hand-counted case."""
     import torch
 
-    from brats_unet.models import build_model, count_trainable_parameters
+    from brats_unet.models.unets import build_model, count_trainable_parameters
     from reference import TorchUNet
 
     # Hand count: a depth-1 2D U-Net is one block and the head; on a 4 x 4 patch,

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from reference import TorchUNet, soft_dice_bce_from_logits  # noqa: E402
 
-from brats_unet.training import TrainingSettings, build_for_training  # noqa: E402
+from brats_unet.training.train import TrainingSettings, build_for_training  # noqa: E402
 
 CASES = {  # model: (patch, batch) as on real data
     "unet2d": ((192, 192), 16),

@@ -23,13 +23,14 @@ import keras
 import numpy as np
 
 from brats_unet.io import Geometry
-from brats_unet.loaders import SyncEpoch, loader_throughput
-from brats_unet.preprocessing import preprocess_subject, write_case
-from brats_unet.synthetic import generate_case, subject_name
-from brats_unet.training import (
+from brats_unet.training.loaders import SyncEpoch
+from timing import loader_throughput  # bench/ is sys.path[0] when this file runs
+from brats_unet.preprocessing.cases import preprocess_subject, write_case
+from brats_unet.data.synthetic import generate_case, subject_name
+from brats_unet.training.train import (
     EpochClock, TrainingSettings, build_for_training, gpu_count, make_datasets,
 )
-from brats_unet.validation import LoadedSubject
+from brats_unet.data.validation import LoadedSubject
 
 MODELS = ("unet2d", "unet3d", "resunet3d")
 

@@ -46,10 +46,10 @@ args = json.loads(sys.argv[1])
 sys.path.insert(0, args["bench"])
 import numpy as np
 from brats_unet.io import Geometry
-from brats_unet.preprocessing import preprocess_subject
-from brats_unet.synthetic import generate_case
-from brats_unet.validation import LoadedSubject
-from brats_unet.inference import window_starts, _pad_end
+from brats_unet.preprocessing.cases import preprocess_subject
+from brats_unet.data.synthetic import generate_case
+from brats_unet.data.validation import LoadedSubject
+from brats_unet.inference.predict import window_starts, _pad_end
 from flops import forward_flops
 from timing import median_seconds
 
@@ -76,8 +76,8 @@ gflop = windows * per_window * (8 if mirror else 1) / 1e9
 out = {"windows": windows, "gflop": gflop}
 if who == "keras":
     import keras
-    from brats_unet.inference import predict_case, segment_case
-    from brats_unet.models import build_model
+    from brats_unet.inference.predict import predict_case, segment_case
+    from brats_unet.models.unets import build_model
     model = build_model(name, base_filters=args["base_filters"], depth=args["depth"])
     kw = dict(spatial_dims=dims, patch_size=patch, overlap=0.5, mirror=mirror)
     out["segment_case"] = median_seconds(lambda: segment_case(model, pre.image, pre.properties, **kw),
@@ -157,8 +157,8 @@ def main() -> None:
               f"{med['gflop']:7.1f} {seg:>14} {med['predict_case']:9.2f} "
               f"{med['gflop'] / med['predict_case']:8.1f} {ratio:>16}")
 
-    from brats_unet.metrics import region_metrics
-    from brats_unet.synthetic import generate_case
+    from brats_unet.evaluation.metrics import region_metrics
+    from brats_unet.data.synthetic import generate_case
 
     case = generate_case(seed=1, index=1)
     pred = np.roll(case.label, 2, axis=0)  # every region non-empty

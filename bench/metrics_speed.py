@@ -32,8 +32,8 @@ import numpy as np
 from scipy import ndimage
 
 from brats_unet.labels import ENHANCING, REGION_LABELS, REGIONS
-from brats_unet.metrics import hd95_mm, region_metrics
-from brats_unet.synthetic import generate_case
+from brats_unet.evaluation.metrics import hd95_mm, region_metrics
+from brats_unet.data.synthetic import generate_case
 
 
 def timed(fn):
@@ -74,7 +74,7 @@ def main() -> None:
         return values
 
     funcs = {"region_metrics (all metrics, 3 regions)": lambda: region_metrics(pred, truth, spacing),
-             "HD95, 3 regions: brats_unet.metrics": ours, "HD95, 3 regions: medpy": medpy,
+             "HD95, 3 regions: brats_unet.evaluation.metrics": ours, "HD95, 3 regions: medpy": medpy,
              "HD95, 3 regions: monai": monai}
     times: dict[str, list[float]] = {name: [] for name in funcs}
     values = {}
@@ -83,7 +83,7 @@ def main() -> None:
             seconds, values[name] = timed(fn)
             times[name].append(seconds)
     ratios = {who: np.median(np.array(times[f"HD95, 3 regions: {who}"]) /
-                             np.array(times["HD95, 3 regions: brats_unet.metrics"]))
+                             np.array(times["HD95, 3 regions: brats_unet.evaluation.metrics"]))
               for who in ("medpy", "monai")}
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
     print(f"case {truth.shape} at {spacing} mm, voxels per region (truth): "
@@ -94,9 +94,9 @@ def main() -> None:
     print(f"medpy / ours: {ratios['medpy']:.1f}x slower; monai / ours: {ratios['monai']:.1f}x slower "
           f"(per round, median)")
     print("HD95 mm per region (WT, TC, ET):")
-    for who in ("brats_unet.metrics", "medpy", "monai"):
+    for who in ("brats_unet.evaluation.metrics", "medpy", "monai"):
         print(f"  {who:20} " + ", ".join(f"{v:.4f}" for v in values[f"HD95, 3 regions: {who}"]))
-    ours_v, medpy_v = values["HD95, 3 regions: brats_unet.metrics"], values["HD95, 3 regions: medpy"]
+    ours_v, medpy_v = values["HD95, 3 regions: brats_unet.evaluation.metrics"], values["HD95, 3 regions: medpy"]
     print(f"ours against medpy: largest difference {max(abs(a - b) for a, b in zip(ours_v, medpy_v)):.2e} mm")
 
 

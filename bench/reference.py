@@ -1,4 +1,4 @@
-"""A plain-PyTorch reference of :class:`brats_unet.models.UNet`: same layers, same FLOPs.
+"""A plain-PyTorch reference of :class:`brats_unet.models.unets.UNet`: same layers, same FLOPs.
 
 Only for the benchmarks (never imported by the package). Layer for layer the
 Keras model: two 3x3(x3) convolutions per block, no bias before batch norm
@@ -12,7 +12,7 @@ Differences that do not change the FLOPs: PyTorch is channels first
 (``(B, C, [Z,] Y, X)``), the native layout of its CPU convolutions; a strided
 3x3 convolution pads 1 voxel on each side where Keras' ``same`` pads 0 before
 and 1 after. The loss is the same soft Dice (pooled over the batch) plus BCE
-on logits as :class:`brats_unet.losses.SoftDiceBCELoss`; the optimiser is Adam.
+on logits as :class:`brats_unet.training.losses.SoftDiceBCELoss`; the optimiser is Adam.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class _Block(nn.Module):
 
 
 class TorchUNet(nn.Module):
-    """The reference U-Net; arguments as :class:`brats_unet.models.UNet`. Returns logits."""
+    """The reference U-Net; arguments as :class:`brats_unet.models.unets.UNet`. Returns logits."""
 
     def __init__(self, *, spatial_dims, in_channels=4, n_regions=3, base_filters=16, depth=4,
                  residual=False, norm="batch"):
@@ -82,7 +82,7 @@ class TorchUNet(nn.Module):
 
 
 def soft_dice_bce_from_logits(logits, target, smooth=1e-5):
-    """:class:`brats_unet.losses.SoftDiceBCELoss` (batch Dice, from logits), channels first."""
+    """:class:`brats_unet.training.losses.SoftDiceBCELoss` (batch Dice, from logits), channels first."""
     probabilities = torch.sigmoid(logits)
     axes = (0,) + tuple(range(2, logits.ndim))
     intersection = (probabilities * target).sum(axes)

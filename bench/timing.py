@@ -1,4 +1,4 @@
-"""Timing helper shared by the benchmark workers (bench/ is on their sys.path)."""
+"""Timing helpers shared by the benchmark workers (bench/ is on their sys.path)."""
 
 import time
 
@@ -14,3 +14,17 @@ def median_seconds(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def loader_throughput(dataset, n_batches: int) -> float:
+    """Samples per second of ``dataset[i]`` for ``i < n_batches``, read in this thread.
+
+    Measures one worker's rate (Keras' ``workers`` multiply it, up to the
+    core count); indices wrap around ``len(dataset)``.
+    """
+    n_samples = 0
+    start = time.perf_counter()
+    for i in range(n_batches):
+        x, _ = dataset[i % len(dataset)]
+        n_samples += x.shape[0]
+    return n_samples / (time.perf_counter() - start)

@@ -44,8 +44,8 @@ from brats_unet.runtime import limit_threads
 limit_threads(args["threads"])
 from pathlib import Path
 import keras, numpy as np, yaml
-from brats_unet import training
-from brats_unet.training import build_for_training, make_datasets, settings_for, train_model
+from brats_unet.training import train as training
+from brats_unet.training.train import build_for_training, make_datasets, settings_for, train_model
 
 
 def usage():

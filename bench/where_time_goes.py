@@ -64,7 +64,7 @@ if part == "model":
             with torch.no_grad():
                 net(tx(x))
     else:
-        from brats_unet.training import TrainingSettings, build_for_training
+        from brats_unet.training.train import TrainingSettings, build_for_training
         settings = TrainingSettings(patch_size=patch, batch_size=batch, epochs=1, steps_per_epoch=10,
                                     precision="float32",
                                     model_options={"base_filters": base, "depth": depth})

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from brats_unet.io import atomic_path
 from brats_unet.logs import job_log
-from brats_unet.report import write_report
+from brats_unet.reporting.report import write_report
 
 with job_log(snakemake.log[0]) as log:
     inputs, params = snakemake.input, snakemake.params

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from brats_unet.logs import job_log
-from brats_unet.synthetic import generate_case, write_case
+from brats_unet.data.synthetic import generate_case, write_case
 
 with job_log(snakemake.log[0]) as log:
     subject = snakemake.wildcards.subject

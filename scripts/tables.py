@@ -2,7 +2,7 @@
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 import pandas as pd
 
-from brats_unet.evaluation import build_tables
+from brats_unet.evaluation.scoring import build_tables
 from brats_unet.io import atomic_path, read_json, write_json
 from brats_unet.logs import job_log
 

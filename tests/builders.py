@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from brats_unet.io import save_nifti
-from brats_unet.subjects import CONTRASTS
+from brats_unet.data.subjects import CONTRASTS
 
 #: A flipped, anisotropic affine like a real scanner's: voxel size 1.2 x 0.9 x 3 mm.
 AFFINE = np.array(

@@ -23,10 +23,10 @@ import pandas as pd
 import pytest
 
 from brats_unet.io import read_json, save_nifti
-from brats_unet.metrics import HD95_ONE_EMPTY_MM
-from brats_unet.qc import read_qc_table
-from brats_unet.split import make_split
-from brats_unet.synthetic import generate_dataset, subject_name
+from brats_unet.evaluation.metrics import HD95_ONE_EMPTY_MM
+from brats_unet.data.qc import read_qc_table
+from brats_unet.data.split import make_split
+from brats_unet.data.synthetic import generate_dataset, subject_name
 from test_workflow import TINY, snakemake
 
 pytestmark = pytest.mark.workflow

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from brats_unet.browser import find_chromium, ink_fraction, rendered_dom, screenshot  # noqa: E402
+from browser import find_chromium, ink_fraction, rendered_dom, screenshot  # noqa: E402
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed")
 

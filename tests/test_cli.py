@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from brats_unet.cli import main
-from brats_unet.qc import read_qc_table
+from brats_unet.data.qc import read_qc_table
 from builders import tiny_volumes, write_subject
 
 

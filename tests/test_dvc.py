@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from brats_unet.synthetic import generate_dataset
+from brats_unet.data.synthetic import generate_dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_workflow import TINY  # noqa: E402

@@ -219,7 +219,7 @@ def test_every_output_of_the_killed_study_is_complete_and_loads(killed_study):
     per_case = pd.read_csv(study / "results/per_case.csv")
     assert len(per_case) == 3 * len(split["test"]) and per_case["dice"].between(0, 1).all()
     assert "<table" in (study / "reports/report.html").read_text()
-    code = ("import sys, keras, brats_unet.models; "
+    code = ("import sys, keras, brats_unet.models.unets; "
             "keras.saving.load_model(sys.argv[1], safe_mode=True, compile=False)")
     loaded = subprocess.run([sys.executable, "-c", code,
                              str(study / f"results/models/{MODEL}.keras")],

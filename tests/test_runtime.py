@@ -9,7 +9,7 @@ import pytest
 # what scripts/train.py and scripts/predict.py import before they call limit_threads
 LIMIT = """
 import sys
-import brats_unet.segment, brats_unet.training
+import brats_unet.segment, brats_unet.training.train
 from brats_unet.runtime import cpu_threads, limit_threads
 limit_threads(int(sys.argv[1]), sys.argv[2])
 """
@@ -76,7 +76,7 @@ def test_fewer_than_one_thread_is_refused():
 
 # A 3D convolution's training step in TensorFlow, after the imports of a job script.
 CONV_STEP = """
-import brats_unet.training  # noqa: F401  (the package first, as every job script)
+import brats_unet.training.train  # noqa: F401  (the package first, as every job script)
 import numpy as np, keras
 model = keras.Sequential([keras.Input((8, 8, 8, 4)), keras.layers.Conv3D(8, 3, padding="same")])
 model.compile(optimizer="adam", loss="mse")

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PYTHON = sorted([*(REPO / "src/brats_unet").glob("*.py"), *(REPO / "scripts").glob("*.py")])
+PYTHON = sorted([*(REPO / "src/brats_unet").rglob("*.py"), *(REPO / "scripts").glob("*.py")])
 WORKFLOW = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
 
 

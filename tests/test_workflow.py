@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from brats_unet.qc import read_qc_table
-from brats_unet.synthetic import generate_dataset
+from brats_unet.data.qc import read_qc_table
+from brats_unet.data.synthetic import generate_dataset
 
 pytestmark = pytest.mark.workflow
 
@@ -206,7 +206,7 @@ def test_same_config_and_seed_give_the_same_study_bit_for_bit(finished_study: Pa
 
 
 def test_report_is_self_contained_and_shows_table_and_figures(finished_study: Path, tmp_path):
-    from brats_unet.browser import find_chromium, ink_fraction, rendered_dom, screenshot
+    from browser import find_chromium, ink_fraction, rendered_dom, screenshot
 
     page = finished_study / "reports/report.html"
     html = page.read_text()
@@ -232,7 +232,7 @@ def test_snakemake_report_archive(finished_study: Path):
 
 
 def test_trained_models_load_back_in_safe_mode(finished_study: Path):
-    code = ("import sys, keras, brats_unet.models; "
+    code = ("import sys, keras, brats_unet.models.unets; "
             "m = keras.saving.load_model(sys.argv[1], safe_mode=True); "
             "print(m.name, m.output.shape)")
     result = subprocess.run([sys.executable, "-c", code,
@@ -305,3 +305,10 @@ def test_config_mistakes_stop_before_any_job(tmp_path: Path, config, message):
 def test_lint_is_clean():
     result = subprocess.run([str(SNAKEMAKE), "--lint"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout
+
+
+def test_workflow_files_are_formatted_by_snakefmt():
+    snakefmt = Path(sys.executable).with_name("snakefmt")  # settings: pyproject's [tool.snakefmt]
+    result = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow/rules"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr

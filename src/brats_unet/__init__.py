@@ -1,9 +1,25 @@
 """brats_unet: an open, reproducible benchmark of 2D and 3D U-Nets on BraTS-format MRI.
 
-Modules (one per stage): ``io`` and ``subjects`` (reading), ``validation``,
-``preprocessing``, ``split``, ``synthetic`` (generated BraTS-format cases),
-``models``, ``losses``, ``loaders``. Importing the package imports none of the
-heavy frameworks; Keras is loaded only by the modules that need it.
+The subpackages are the pipeline's stages, in order; a stage imports only from earlier ones
+and from the shared modules (``tests/test_layout.py`` holds this):
+
+- ``data``: ``subjects`` (finding subjects), ``validation`` (checking them), ``qc`` (the QC
+  table), ``split`` (patient-level split), ``synthetic`` (generated BraTS-format cases).
+- ``preprocessing``: ``cases`` (brain mask, crop, z-score, the preprocessed case's files).
+- ``models``: ``unets`` (the three U-Net variants).
+- ``training``: ``losses``, ``loaders``, ``train`` (one model's training job), ``weights``
+  (weights through DVC, the held-out guard).
+- ``inference``: ``predict`` (whole-case prediction into the input's geometry).
+- ``evaluation``: ``metrics``, ``volumetry``, ``comparison``, ``scoring`` (per-case scores and
+  the benchmark tables); no Keras.
+- ``reporting``: ``report`` (figures, discussion, the HTML page); no Keras.
+
+Shared modules: ``io`` (NIfTI and atomic files), ``labels`` (label conventions, regions),
+``runtime`` (back end, threads), ``logs`` (job logs). On top of the stages: ``config`` (the
+workflow's config checked against its schema), ``segment`` (a trained model applied file to
+file, for the workflow and the command line) and ``cli`` (the ``brats-unet`` command).
+Importing the package imports none of the heavy frameworks; Keras is loaded only by the
+modules that need it.
 
 Importing it does set one variable, before any module can load TensorFlow:
 ``TF_ENABLE_ONEDNN_OPTS=1`` unless the environment already sets it. TensorFlow turns its

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from brats_unet.synthetic import generate_dataset
+    from brats_unet.data.synthetic import generate_dataset
 
     names = generate_dataset(
         args.out, n=args.n, seed=args.seed, shape=tuple(args.shape),
@@ -20,10 +20,11 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _qc(args: argparse.Namespace) -> int:
-    from brats_unet.preprocessing import brain_mask, case_note, qc_record, tumour_voxels_outside
-    from brats_unet.qc import case_notes, qc_table
-    from brats_unet.subjects import discover_subjects
-    from brats_unet.validation import InvalidSubject, load_subject
+    from brats_unet.preprocessing.cases import (brain_mask, case_note, qc_record,
+                                                tumour_voxels_outside)
+    from brats_unet.data.qc import case_notes, qc_table
+    from brats_unet.data.subjects import discover_subjects
+    from brats_unet.data.validation import InvalidSubject, load_subject
 
     found = discover_subjects(args.data_dir)
     records = [qc_record(p.subject, p) for p in found.excluded]
@@ -56,7 +57,7 @@ def _segment(args: argparse.Namespace) -> int:
 
         resolve_backend(args.backend or "auto")  # sets KERAS_BACKEND: before Keras is imported
     from brats_unet.segment import segment_new_patient
-    from brats_unet.validation import InvalidSubject
+    from brats_unet.data.validation import InvalidSubject
 
     images = {"flair": args.flair, "t1": args.t1, "t1ce": args.t1ce, "t2": args.t2}
     try:
@@ -76,7 +77,7 @@ def _segment(args: argparse.Namespace) -> int:
 def _publish_weights(args: argparse.Namespace) -> int:
     import yaml
 
-    from brats_unet.weights import publish_weights
+    from brats_unet.training.weights import publish_weights
 
     models = args.models
     if not models:

@@ -23,7 +23,7 @@ def config_problems(config: dict[str, Any], schema_path: str | os.PathLike) -> l
         where = ".".join(str(p) for p in error.absolute_path) or "config"
         problems.append(f"{where}: {error.message}")
     if isinstance(config.get("pretrained_dir"), str) and config["pretrained_dir"]:
-        from brats_unet.weights import pretrained_dir_problem
+        from brats_unet.training.weights import pretrained_dir_problem
 
         if problem := pretrained_dir_problem(config["pretrained_dir"]):
             problems.append(problem)

@@ -3,7 +3,7 @@
 Axis order: arrays read from NIfTI keep the file's voxel axes ``(i, j, k)``
 (for BraTS: ``(240, 240, 155)``, ``k`` axial). Preprocessed arrays are stored
 ``(k, j, i, channel)`` so that an axial slice is one contiguous block; see
-:mod:`brats_unet.preprocessing`.
+:mod:`brats_unet.preprocessing.cases`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Segmenting cases with a trained model, file to file: the workflow's and the CLI's entry points.
 
-:mod:`brats_unet.inference` works on arrays; this module loads models and
+:mod:`brats_unet.inference.predict` works on arrays; this module loads models and
 cases, times the prediction and writes NIfTI files in the input's geometry.
 """
 
@@ -13,16 +13,16 @@ from typing import Any
 
 import keras
 
-import brats_unet.losses  # noqa: F401  (registers the custom objects for loading)
-import brats_unet.models  # noqa: F401
-from brats_unet.inference import segment_case, write_segmentation
+import brats_unet.training.losses  # noqa: F401  (registers the custom objects for loading)
+import brats_unet.models.unets  # noqa: F401
+from brats_unet.inference.predict import segment_case, write_segmentation
 from brats_unet.io import read_json, write_json
 from brats_unet.labels import REGIONS, region_masks
-from brats_unet.preprocessing import open_case, preprocess_subject
+from brats_unet.preprocessing.cases import open_case, preprocess_subject
 from brats_unet.runtime import cpu_description, cpu_threads
-from brats_unet.subjects import CONTRASTS, SubjectFiles
-from brats_unet.validation import load_subject
-from brats_unet.volumetry import region_volumes_ml
+from brats_unet.data.subjects import CONTRASTS, SubjectFiles
+from brats_unet.data.validation import load_subject
+from brats_unet.evaluation.volumetry import region_volumes_ml
 
 
 def load_trained_model(path: str | os.PathLike) -> keras.Model:

@@ -2,9 +2,9 @@
 import json
 from pathlib import Path
 
-from brats_unet.subjects import CONTRASTS, SUBJECT_PATTERN, SubjectFiles, discover_subjects
-from brats_unet.synthetic import subject_name
-from brats_unet.weights import missing_files
+from brats_unet.data.subjects import CONTRASTS, SUBJECT_PATTERN, SubjectFiles, discover_subjects
+from brats_unet.data.synthetic import subject_name
+from brats_unet.training.weights import missing_files
 
 SYNTHETIC_DIR = Path("data/synthetic")
 ENV = "../envs/brats-unet.yaml"
@@ -91,7 +91,8 @@ MODELS_DIR = config["pretrained_dir"] if PRETRAINED else "results/models"
 
 if PRETRAINED and (missing := missing_files(MODELS_DIR, config["model_names"])):
     raise WorkflowError(
-        "config weights: pretrained, but these files are missing: " + ", ".join(missing)
+        "config weights: pretrained, but these files are missing: "
+        + ", ".join(missing)
         + f". Pull them (`dvc pull publish_weights`) or set pretrained_dir; {MODELS_DIR}/ must "
         "hold <model>.keras, <model>.json and <model>.history.csv for every model in model_names "
         "(a relative pretrained_dir is read from the working directory: with --directory, give "

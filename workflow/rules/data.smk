@@ -11,12 +11,12 @@ rule synthesize_subject:
         "logs/synthesize/{subject}.log",
     benchmark:
         "benchmarks/synthesize/{subject}.tsv"
+    conda:
+        ENV
     params:
         seed=config["synthetic"]["seed"],
         shape=config["synthetic"]["shape"],
         spacing_mm=config["synthetic"]["spacing_mm"],
         no_et_probability=config["synthetic"]["no_et_probability"],
-    conda:
-        ENV
     script:
         "../../scripts/synthesize.py"

@@ -12,18 +12,18 @@ rule predict:
         "logs/predict/{model}/{subject}.log",
     benchmark:
         "benchmarks/predict/{model}/{subject}.tsv"
-    params:
-        backend=config["backend"],
-        inference=config["inference"],
-        patch_size=lambda wildcards: model_patch(wildcards.model),
-        label_convention=config["label_convention"],
+    conda:
+        ENV
     threads: config["inference_resources"]["threads"]
     resources:
         gpu=config["inference_resources"]["gpu"],
         mem_mb=config["inference_resources"]["mem_mb"],
         runtime=config["inference_resources"]["runtime"],
-    conda:
-        ENV
+    params:
+        backend=config["backend"],
+        inference=config["inference"],
+        patch_size=lambda wildcards: model_patch(wildcards.model),
+        label_convention=config["label_convention"],
     script:
         "../../scripts/predict.py"
 
@@ -48,11 +48,11 @@ rule evaluate:
         "logs/evaluate/{model}.log",
     benchmark:
         "benchmarks/evaluate/{model}.tsv"
+    conda:
+        ENV
     params:
         subjects=lambda wildcards: split_subjects("test"),
         label_convention=config["label_convention"],
-    conda:
-        ENV
     script:
         "../../scripts/evaluate.py"
 
@@ -68,10 +68,12 @@ rule tables:
         metrics_json="results/metrics.json",
     log:
         "logs/tables.log",
+    benchmark:
+        "benchmarks/tables.tsv"
+    conda:
+        ENV
     params:
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         seed=config["evaluation"]["seed"],
-    conda:
-        ENV
     script:
         "../../scripts/tables.py"

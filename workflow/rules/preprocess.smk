@@ -10,13 +10,13 @@ rule preprocess:
         "logs/preprocess/{subject}.log",
     benchmark:
         "benchmarks/preprocess/{subject}.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=config["preprocess_resources"]["mem_mb"],
     params:
         label_convention=config["label_convention"],
         affine_atol_mm=config["validation"]["affine_atol_mm"],
-    resources:
-        mem_mb=4000,
-    conda:
-        ENV
     script:
         "../../scripts/preprocess.py"
 
@@ -32,10 +32,12 @@ rule qc_table:
         ),
     log:
         "logs/qc_table.log",
-    params:
-        discovery_exclusions=discovery_exclusions(),
+    benchmark:
+        "benchmarks/qc_table.tsv"
     conda:
         ENV
+    params:
+        discovery_exclusions=discovery_exclusions(),
     script:
         "../../scripts/qc_table.py"
 
@@ -47,9 +49,11 @@ checkpoint split:
         "results/split.json",
     log:
         "logs/split.log",
-    params:
-        **config["split"],
+    benchmark:
+        "benchmarks/split.tsv"
     conda:
         ENV
+    params:
+        **config["split"],
     script:
         "../../scripts/split.py"

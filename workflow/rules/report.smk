@@ -33,12 +33,14 @@ rule report:
         ),
     log:
         "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv"
+    conda:
+        ENV
     params:
         config=config,
         subjects=lambda wildcards: split_subjects("test"),
         label_convention=config["label_convention"],
         repo_dir=workflow.basedir,
-    conda:
-        ENV
     script:
         "../../scripts/report.py"

@@ -13,18 +13,18 @@ rule train:
         "logs/train/{model}.log",
     benchmark:
         "benchmarks/train/{model}.tsv"
+    conda:
+        ENV
+    threads: config["train_resources"]["threads"]
+    resources:
+        gpu=config["train_resources"]["gpu"],
+        mem_mb=config["train_resources"]["mem_mb"],
+        runtime=config["train_resources"]["runtime"],
     params:
         backend=config["backend"],
         training=config["training"],
         model=lambda wildcards: config["models"][wildcards.model],
         # Outside the declared outputs: Snakemake deletes those when a job fails.
         state_dir=lambda wildcards: f"state/train/{wildcards.model}",
-    threads: config["train_resources"]["threads"]
-    resources:
-        gpu=config["train_resources"]["gpu"],
-        mem_mb=config["train_resources"]["mem_mb"],
-        runtime=config["train_resources"]["runtime"],
-    conda:
-        ENV
     script:
         "../../scripts/train.py"

@@ -1,0 +1,151 @@
+"""Scoring predictions per case on the original grid, and the benchmark tables.
+
+Conventions, stated once (the report repeats them):
+
+- every metric is computed per case, per region (WT, TC, ET), on the input's
+  own voxel grid, against the label file as distributed (never a resized or
+  cropped copy); distances and volumes use the file's pixdim;
+- the per-case Dice is the main figure; the slice-wise Dice (per axial slice,
+  averaged, as slice-level studies report it) sits beside it only to show the
+  difference;
+- model summaries (means, medians) are over test subjects; nothing is chosen on
+  the test set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from brats_unet.evaluation.comparison import paired_comparison
+from brats_unet.io import Geometry, read_json
+from brats_unet.labels import REGIONS, region_masks
+from brats_unet.evaluation.metrics import region_metrics, slicewise_dice
+from brats_unet.data.validation import InvalidSubject, read_label_map
+from brats_unet.evaluation.volumetry import (axis_consistency, components, region_volumes_ml,
+                                             volume_errors)
+
+#: Columns every per-case row has first (the issue's contract), then the rest.
+PER_CASE_COLUMNS = ["model", "subject", "region", "dice", "hd95_mm", "sensitivity",
+                    "specificity", "volume_true_ml", "volume_pred_ml"]
+
+_AXIS_NAMES = {"L": "sagittal", "R": "sagittal", "A": "coronal", "P": "coronal",
+               "S": "axial", "I": "axial"}
+
+
+def anatomical_axes(affine: np.ndarray) -> tuple[str, str, str]:
+    """Which plane each voxel axis indexes: slices along an L-R axis are sagittal, and so on."""
+    return tuple(_AXIS_NAMES[code] for code in nib.aff2axcodes(affine))
+
+
+def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np.ndarray,
+                  geometry: Geometry) -> list[dict[str, Any]]:
+    """One row per region: overlap, distance, volume and shape figures of a predicted case.
+
+    ``prediction`` and ``truth`` are canonical label maps on the same grid
+    (the input's), ``geometry`` its affine and pixdim (mm).
+    """
+    if prediction.shape != truth.shape:
+        raise ValueError(f"{model}/{subject}: prediction shape {prediction.shape} differs from "
+                         f"the label map's {truth.shape}")
+    spacing = tuple(geometry.pixdim[:3])
+    axes = anatomical_axes(geometry.affine)
+    axial = axes.index("axial") if "axial" in axes else 2
+    pred_masks, true_masks = region_masks(prediction), region_masks(truth)
+    vol_true, vol_pred = region_volumes_ml(truth, spacing), region_volumes_ml(prediction, spacing)
+    rows = []
+    for index, scores in enumerate(region_metrics(prediction, truth, spacing)):
+        region = scores["region"]
+        pred, true = pred_masks[..., index], true_masks[..., index]
+        n_true, share_true = components(true)
+        n_pred, share_pred = components(pred)
+        row = {
+            "model": model, "subject": subject, **scores,
+            "dice_slicewise": slicewise_dice(pred, true, axis=axial),
+            "volume_true_ml": vol_true[region], "volume_pred_ml": vol_pred[region],
+            **{f"volume_{k}": v for k, v in volume_errors(vol_true[region], vol_pred[region]).items()},
+            "components_true": n_true, "components_pred": n_pred,
+            "largest_component_share_true": share_true,
+            "largest_component_share_pred": share_pred,
+        }
+        consistency = axis_consistency(pred, spacing, names=axes)
+        for plane, figures in consistency.items():
+            for key, value in figures.items():
+                row[f"pred_{plane}_{key}"] = value
+        rows.append(row)
+    return rows
+
+
+def evaluate_model(model: str, subjects: Sequence[str], predictions: Sequence[str | os.PathLike],
+                   labels: Sequence[str | os.PathLike], timings: Sequence[str | os.PathLike], *,
+                   label_convention: str = "brats2020") -> pd.DataFrame:
+    """Per-case rows of one model over its test subjects, read from files.
+
+    The prediction must sit on the label file's grid (same shape and affine).
+    """
+    rows = []
+    for subject, pred_path, label_path, timing_path in zip(subjects, predictions, labels, timings):
+        truth, geometry = read_label_map(subject, label_path, label_convention=label_convention)
+        prediction, pred_geometry = read_label_map(subject, pred_path,
+                                                   label_convention=label_convention)
+        if not np.allclose(pred_geometry.affine, geometry.affine, atol=1e-4):
+            raise InvalidSubject(subject, pred_path, "prediction is not on the label map's grid "
+                                 "(affines differ)")
+        case_rows = evaluate_case(model=model, subject=subject, prediction=prediction,
+                                  truth=truth, geometry=geometry)
+        seconds = read_json(timing_path)["predict_seconds"]
+        for row in case_rows:
+            row["predict_seconds"] = seconds
+        rows += case_rows
+    table = pd.DataFrame(rows)
+    return table[PER_CASE_COLUMNS + [c for c in table.columns if c not in PER_CASE_COLUMNS]]
+
+
+def benchmark_table(per_case: pd.DataFrame, summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per model and region: Dice and HD95 (mean, sd, median), mean absolute volume
+    error (ml), inference seconds per case, trainable parameters, training time."""
+    grouped = per_case.groupby(["model", "region"], sort=False)
+    table = grouped.agg(
+        n_subjects=("subject", "nunique"),
+        dice_mean=("dice", "mean"), dice_sd=("dice", "std"), dice_median=("dice", "median"),
+        dice_slicewise_mean=("dice_slicewise", "mean"),
+        hd95_mm_mean=("hd95_mm", "mean"), hd95_mm_sd=("hd95_mm", "std"),
+        hd95_mm_median=("hd95_mm", "median"),
+        volume_abs_error_ml_mean=("volume_abs_error_ml", "mean"),
+        predict_seconds_per_case=("predict_seconds", "mean"),
+    ).reset_index()
+    for key, column in (("trainable_parameters", "trainable_parameters"),
+                        ("training_seconds_total", "training_seconds"),
+                        ("backend", "backend"), ("precision", "precision"),
+                        ("best_epoch", "best_epoch"), ("best_val_dice_mean", "best_val_dice_mean")):
+        table[column] = table["model"].map(lambda m, k=key: summaries[m][k])
+    order = {r: i for i, r in enumerate(REGIONS)}
+    return table.sort_values(["model", "region"], key=lambda s: s.map(order) if s.name == "region"
+                             else s).reset_index(drop=True)
+
+
+def metrics_json(benchmark: pd.DataFrame) -> dict[str, Any]:
+    """The headline figures, nested model -> region -> figure, for ``dvc metrics``."""
+    out: dict[str, Any] = {}
+    for row in benchmark.itertuples():
+        out.setdefault(row.model, {})[row.region] = {
+            "dice_mean": row.dice_mean, "dice_median": row.dice_median,
+            "hd95_mm_mean": row.hd95_mm_mean,
+            "volume_abs_error_ml_mean": row.volume_abs_error_ml_mean,
+        }
+    return out
+
+
+def build_tables(per_case_tables: Sequence[pd.DataFrame], summaries: dict[str, dict[str, Any]], *,
+                 bootstrap_samples: int = 10_000, seed: int = 0
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """``(per_case, benchmark, comparison, metrics)`` from each model's per-case rows."""
+    per_case = pd.concat(per_case_tables, ignore_index=True)
+    benchmark = benchmark_table(per_case, summaries)
+    comparison = paired_comparison(per_case, metric="dice", n_boot=bootstrap_samples, seed=seed)
+    return per_case, benchmark, comparison, metrics_json(benchmark)

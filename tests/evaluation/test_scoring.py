@@ -1,0 +1,93 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brats_unet.evaluation.scoring import (
+    PER_CASE_COLUMNS, anatomical_axes, benchmark_table, build_tables, evaluate_case,
+    evaluate_model,
+)
+from brats_unet.io import Geometry, save_nifti
+from builders import AFFINE
+
+GEOMETRY = Geometry((12, 10, 8), AFFINE, (1.2, 0.9, 3.0))
+
+
+def _labels():
+    truth = np.zeros(GEOMETRY.shape, np.uint8)
+    truth[2:6, 2:6, 2:6] = 2
+    truth[3:5, 3:5, 3:5] = 4
+    prediction = np.zeros_like(truth)
+    prediction[2:6, 2:6, 3:6] = 2  # WT: 48 of the 64 true voxels, nothing else
+    prediction[3:5, 3:5, 3:5] = 4
+    return prediction, truth
+
+
+def test_anatomical_axes_follow_the_affine():
+    assert anatomical_axes(AFFINE) == ("sagittal", "coronal", "axial")
+    swapped = AFFINE[:, [2, 0, 1, 3]]
+    assert anatomical_axes(swapped) == ("axial", "sagittal", "coronal")
+
+
+def test_case_rows_have_known_values():
+    prediction, truth = _labels()
+    rows = {r["region"]: r for r in evaluate_case(model="m", subject="s", prediction=prediction,
+                                                  truth=truth, geometry=GEOMETRY)}
+    voxel_ml = 1.2 * 0.9 * 3.0 / 1000
+    wt = rows["WT"]
+    assert wt["dice"] == pytest.approx(2 * 48 / (64 + 48))
+    assert wt["volume_true_ml"] == pytest.approx(64 * voxel_ml)
+    assert wt["volume_pred_ml"] == pytest.approx(48 * voxel_ml)
+    assert wt["volume_abs_error_ml"] == pytest.approx(16 * voxel_ml)
+    assert wt["hd95_mm"] == pytest.approx(3.0)  # one missing slice along the 3 mm axis
+    assert wt["sensitivity"] == pytest.approx(0.75) and wt["specificity"] == 1.0
+    assert rows["ET"]["dice"] == 1.0 and rows["ET"]["hd95_mm"] == 0.0
+    # per axial slice: 3 perfect slices and one missed -> 0.75, against 0.857 per case
+    assert wt["dice_slicewise"] == pytest.approx(0.75)
+    assert wt["components_pred"] == 1 and wt["largest_component_share_pred"] == 1.0
+    assert wt["pred_axial_slices"] == 3
+
+
+def test_evaluate_model_reads_files_and_rejects_another_grid(tmp_path: Path):
+    prediction, truth = _labels()
+    save_nifti(truth, AFFINE, tmp_path / "truth.nii.gz")
+    save_nifti(prediction, AFFINE, tmp_path / "pred.nii.gz")
+    (tmp_path / "t.json").write_text(json.dumps({"predict_seconds": 1.5}))
+    table = evaluate_model("m", ["s"], [tmp_path / "pred.nii.gz"], [tmp_path / "truth.nii.gz"],
+                           [tmp_path / "t.json"])
+    assert list(table.columns[: len(PER_CASE_COLUMNS)]) == PER_CASE_COLUMNS
+    assert list(table["region"]) == ["WT", "TC", "ET"] and (table["predict_seconds"] == 1.5).all()
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 5
+    save_nifti(prediction, shifted, tmp_path / "pred.nii.gz")
+    with pytest.raises(Exception, match="grid"):
+        evaluate_model("m", ["s"], [tmp_path / "pred.nii.gz"], [tmp_path / "truth.nii.gz"],
+                       [tmp_path / "t.json"])
+
+
+def test_benchmark_and_comparison_tables():
+    rows = []
+    for model, dice in (("a", 0.9), ("b", 0.7)):
+        for i in range(4):
+            for region in ("WT", "TC", "ET"):
+                rows.append({"model": model, "subject": f"s{i}", "region": region,
+                             "dice": dice + 0.01 * i, "dice_slicewise": dice, "hd95_mm": 2.0 * i,
+                             "volume_abs_error_ml": 1.0, "predict_seconds": 3.0})
+    summaries = {m: {"trainable_parameters": 10, "training_seconds_total": 60.0,
+                     "backend": "tensorflow", "precision": "float32", "best_epoch": 3,
+                     "best_val_dice_mean": 0.8} for m in ("a", "b")}
+    per_case, bench, comparison, metrics = build_tables(
+        [pd.DataFrame([r for r in rows if r["model"] == m]) for m in ("a", "b")], summaries,
+        bootstrap_samples=200)
+    assert len(per_case) == 24
+    a_wt = bench[(bench["model"] == "a") & (bench["region"] == "WT")].iloc[0]
+    assert a_wt["dice_mean"] == pytest.approx(0.915) and a_wt["dice_median"] == pytest.approx(0.915)
+    assert a_wt["hd95_mm_mean"] == pytest.approx(3.0) and a_wt["n_subjects"] == 4
+    assert a_wt["trainable_parameters"] == 10 and a_wt["predict_seconds_per_case"] == 3.0
+    assert list(bench[bench["model"] == "a"]["region"]) == ["WT", "TC", "ET"]
+    assert set(comparison["region"]) == {"WT", "TC", "ET"}
+    assert comparison["mean_difference"].tolist() == pytest.approx([0.2] * 3)
+    assert metrics["b"]["ET"]["dice_mean"] == pytest.approx(0.715)
+    assert benchmark_table(per_case, summaries).equals(bench)
