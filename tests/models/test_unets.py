@@ -17,7 +17,6 @@ from brats_unet.models.unets import (
     MODEL_NAMES,
     UNet,
     build_model,
-    build_unet,
     count_trainable_parameters,
 )
 
@@ -75,11 +74,11 @@ def test_build_model_rejects_unknown_name_and_clashes():
     with pytest.raises(ValueError, match="spatial_dims"):
         build_model("unet2d", spatial_dims=3)
     with pytest.raises(ValueError, match="norm"):
-        build_unet(spatial_dims=3, norm="layer")
+        UNet(spatial_dims=3, norm="layer")
 
 
 def test_count_trainable_parameters():
-    model = build_unet(spatial_dims=2, base_filters=4, depth=2, norm="none")
+    model = UNet(spatial_dims=2, base_filters=4, depth=2, norm="none")
     # By hand: enc0 (4->4, 4->4), enc1 (4->8, 8->8), up (8->4, k2), dec0 (8->4, 4->4), head 4->3.
     conv = lambda k, c_in, c_out: k * c_in * c_out + c_out  # noqa: E731
     expected = (
@@ -91,7 +90,7 @@ def test_count_trainable_parameters():
     )
     assert count_trainable_parameters(model) == expected == model.count_params()
     # BatchNorm's moving statistics are weights but not trainable.
-    batch = build_unet(spatial_dims=2, base_filters=4, depth=2)
+    batch = UNet(spatial_dims=2, base_filters=4, depth=2)
     assert count_trainable_parameters(batch) < batch.count_params()
 
 

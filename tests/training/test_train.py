@@ -95,8 +95,9 @@ def cases(tmp_path_factory) -> list[Path]:
 
 
 TRAIN_SCRIPT = textwrap.dedent("""
-    import json, sys
+    import json, logging, sys
     from pathlib import Path
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)  # the job log's progress lines
     from brats_unet.training.train import settings_for, train_model
     args = json.loads(sys.argv[1])
     out = Path(args["out"])
@@ -149,12 +150,17 @@ def test_killed_training_resumes_at_the_next_epoch(cases, tmp_path: Path):
     assert summary["resumed"] is True and summary["epochs_run"] == 3
     assert "Epoch 1/3" not in result.stdout  # continued, not started over
     assert "Epoch 3/3" in result.stdout
+    # the log's progress line of every epoch this run trained, numbered as Keras numbers them
+    assert "unet3d: epoch 1/3" not in result.stderr
+    assert "unet3d: epoch 3/3, loss " in result.stderr and "about 0 s left" in result.stderr
     with (tmp_path / "h.csv").open() as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1, 2]
     assert not (tmp_path / "state").exists()  # removed after a finished run
 
 
-def test_same_seed_gives_the_same_weights_bit_for_bit(cases, tmp_path: Path):
+def test_same_seed_gives_the_same_weights_bit_for_bit(cases, tmp_path: Path, caplog):
+    import logging
+
     import keras
 
     import brats_unet.models.unets  # noqa: F401  (registers the model class for loading)
@@ -164,11 +170,14 @@ def test_same_seed_gives_the_same_weights_bit_for_bit(cases, tmp_path: Path):
     weights = []
     for run in ("a", "b"):
         out = tmp_path / run
-        train_model("unet3d", settings, train_dirs=cases[:2], validation_dirs=cases[2:],
-                    weights_path=out / "m.keras", history_path=out / "h.csv",
-                    summary_path=out / "s.json", state_dir=out / "state")
+        with caplog.at_level(logging.INFO, logger="brats_unet"):
+            train_model("unet3d", settings, train_dirs=cases[:2], validation_dirs=cases[2:],
+                        weights_path=out / "m.keras", history_path=out / "h.csv",
+                        summary_path=out / "s.json", state_dir=out / "state")
         model = keras.saving.load_model(out / "m.keras", safe_mode=True)
         weights.append(model.get_weights())
+    progress = [r.getMessage() for r in caplog.records if ": epoch 1/1, loss " in r.getMessage()]
+    assert len(progress) == 2 and "validation Dice WT " in progress[0]  # one per run's epoch
     assert len(weights[0]) == len(weights[1])
     for first, second in zip(*weights):
         np.testing.assert_array_equal(first, second)
@@ -200,3 +209,17 @@ def test_a_torn_backup_falls_back_to_the_previous_one_or_is_dropped(tmp_path: Pa
     (backup / "latest.weights.h5.bkp").write_bytes(b"")
     assert not usable_backup(backup)
     assert not backup.exists()  # nothing torn is trusted: training starts again
+
+
+def test_progress_line_gives_loss_dice_seconds_and_time_left():
+    from brats_unet.training.train import progress_line
+
+    logs = {"loss": 0.41234, "val_dice_wt": 0.9123, "val_dice_tc": 0.85, "val_dice_et": 0.8,
+            "val_dice_mean": 0.8541, "epoch_seconds": 12.04}
+    # median of 10, 12, 11 s = 11 s, times 7 epochs to go = 77 s
+    assert progress_line("unet3d", 3, 10, logs, [10.0, 12.0, 11.0]) == (
+        "unet3d: epoch 3/10, loss 0.4123, validation Dice WT 0.912 TC 0.850 ET 0.800 "
+        "(mean 0.854), 11.0 s, about 1 min 17 s left")
+    assert progress_line("unet2d", 10, 10, {"loss": 1.0}, [3600.0]) == (
+        "unet2d: epoch 10/10, loss 1.0000, 3600.0 s, about 0 s left")
+    assert progress_line("unet2d", 1, 40, {}, [3600.0]).endswith("about 39 h 0 min left")

@@ -207,36 +207,10 @@ class UNet(keras.Model):
         return cls(**config)
 
 
-def build_unet(
-    *,
-    spatial_dims: int,
-    in_channels: int = 4,
-    n_regions: int = 3,
-    base_filters: int = 16,
-    depth: int = 4,
-    residual: bool = False,
-    norm: str = "batch",
-    dropout: float = 0.0,
-    name: str = "unet",
-) -> keras.Model:
-    """A :class:`UNet` (a functional ``keras.Model``); arguments as documented there."""
-    return UNet(
-        spatial_dims=spatial_dims,
-        in_channels=in_channels,
-        n_regions=n_regions,
-        base_filters=base_filters,
-        depth=depth,
-        residual=residual,
-        norm=norm,
-        dropout=dropout,
-        name=name,
-    )
-
-
 def build_model(name: str, **options) -> keras.Model:
     """Build the model registered as ``name`` (one of :data:`MODEL_NAMES`).
 
-    ``options`` are :func:`build_unet` keyword arguments other than those the
+    ``options`` are :class:`UNet` keyword arguments other than those the
     variant fixes (``spatial_dims``, and ``residual`` for ``resunet3d``); the
     model is named ``name`` unless ``options`` give another.
     """
@@ -246,7 +220,7 @@ def build_model(name: str, **options) -> keras.Model:
     clashes = sorted(k for k in options if k in fixed and options[k] != fixed[k])
     if clashes:
         raise ValueError(f"model {name!r} fixes {clashes}; do not pass other values")
-    return build_unet(**{"name": name, **options, **fixed})
+    return UNet(**{"name": name, **options, **fixed})
 
 
 def logits_model(model: keras.Model) -> keras.Model:

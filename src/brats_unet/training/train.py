@@ -264,6 +264,49 @@ class EpochClock(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.perf_counter() - self._start
 
 
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def progress_line(model_name: str, epoch: int, epochs: int, logs: dict[str, Any],
+                  epoch_seconds: list[float]) -> str:
+    """One line for the job's log at the end of epoch ``epoch`` (counted from 1) of ``epochs``:
+    the loss, the validation Dice per region and their mean, this epoch's seconds and the time
+    left (the median epoch of this run so far, times the epochs to go)."""
+    dice = " ".join(f"{r} {float(logs[f'val_dice_{r.lower()}']):.3f}" for r in REGIONS
+                    if f"val_dice_{r.lower()}" in logs)
+    parts = [f"{model_name}: epoch {epoch}/{epochs}"]
+    if "loss" in logs:
+        parts.append(f"loss {float(logs['loss']):.4f}")
+    if dice:
+        mean = f" (mean {float(logs[MONITOR]):.3f})" if MONITOR in logs else ""
+        parts.append(f"validation Dice {dice}{mean}")
+    if epoch_seconds:
+        left = float(np.median(epoch_seconds)) * (epochs - epoch)
+        parts.append(f"{epoch_seconds[-1]:.1f} s, about {_duration(left)} left")
+    return ", ".join(parts)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Logs :func:`progress_line` at the end of every epoch: ``tail -f`` on the job's log shows
+    the training as it goes (the log's file handler writes each line out at once)."""
+
+    def __init__(self, model_name: str, epochs: int):
+        super().__init__()
+        self.model_name, self.epochs, self.seconds = model_name, epochs, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if "epoch_seconds" in logs:
+            self.seconds.append(float(logs["epoch_seconds"]))
+        log.info("%s", progress_line(self.model_name, epoch + 1, self.epochs, logs, self.seconds))
+
+
 def learning_rate(settings: TrainingSettings):
     total = settings.epochs * settings.steps_per_epoch
     if settings.lr_schedule == "cosine":
@@ -335,6 +378,65 @@ def build_for_training(model_name: str, settings: TrainingSettings, *, jit: bool
     return build()
 
 
+def training_callbacks(model_name: str, settings: TrainingSettings, *, model: keras.Model,
+                       train_data: PatchDataset, state_dir: Path,
+                       resuming: bool) -> list[keras.callbacks.Callback]:
+    """The training job's callbacks, in the order they must run at an epoch's end: the epoch's
+    seconds and mean validation Dice join the logs before the progress line, the checkpoint,
+    the history row and the backup read them."""
+    state_history = state_dir / "history.csv"
+    callbacks = [
+        SyncEpoch(train_data),  # batch contents follow Keras' epoch number, resumed or not
+        EpochClock(),
+        MeanValidationDice(),
+        EpochProgress(model_name, settings.epochs),
+        BestCheckpoint(model, state_dir / BEST_FILE,
+                       best_so_far(state_history) if resuming else None),
+        keras.callbacks.CSVLogger(state_history, append=resuming),
+        # double_checkpoint: a kill while the backup is written falls back to the one before
+        keras.callbacks.BackupAndRestore(state_dir / "backup", double_checkpoint=True),
+    ]
+    if settings.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=MONITOR, mode="max", patience=settings.early_stopping_patience))
+    return callbacks
+
+
+def training_summary(model_name: str, settings: TrainingSettings, *, model: keras.Model,
+                     history: list[dict[str, str]], precision: str, jit: bool, n_gpus: int,
+                     seconds: float, resuming: bool, backend_reason: str | None,
+                     train_dirs: list[Path], validation_dirs: list[Path]) -> dict[str, Any]:
+    """``<model>.json``: how and on what the model was trained, and its best epoch."""
+    best_row = max(history, key=lambda row: float(row[MONITOR]))
+    epoch_seconds = [float(r["epoch_seconds"]) for r in history if r.get("epoch_seconds")]
+    samples = settings.batch_size * settings.steps_per_epoch
+    return {
+        "model": model_name,
+        "backend": keras.backend.backend(),
+        "backend_reason": backend_reason,
+        "cpu": cpu_description(),
+        "tensorflow_onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "keras_version": keras.__version__,
+        "precision": precision,
+        "jit_compile": jit,
+        "gpus": n_gpus,
+        "cpu_threads": cpu_threads(keras.backend.backend()),
+        "trainable_parameters": count_trainable_parameters(model),
+        "epochs_run": len(history),
+        "best_epoch": int(best_row["epoch"]) + 1,
+        "best_val_dice": {r: float(best_row[f"val_dice_{r.lower()}"]) for r in REGIONS},
+        "best_val_dice_mean": float(best_row[MONITOR]),
+        "training_seconds_this_run": seconds,
+        "training_seconds_total": float(sum(epoch_seconds)),
+        "median_samples_per_second": (samples / float(np.median(epoch_seconds))
+                                      if epoch_seconds else math.nan),
+        "resumed": resuming,
+        "train_subjects": [p.name for p in train_dirs],
+        "validation_subjects": [p.name for p in validation_dirs],
+        "settings": asdict(settings),
+    }
+
+
 def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list[Path],
                 validation_dirs: list[Path], weights_path: Path, history_path: Path,
                 summary_path: Path, state_dir: Path,
@@ -375,19 +477,8 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
     train_data, validation_data = make_datasets(model_name, settings, list(train_dirs),
                                                 list(validation_dirs))
     best_path = state_dir / BEST_FILE
-    callbacks = [
-        SyncEpoch(train_data),  # batch contents follow Keras' epoch number, resumed or not
-        EpochClock(),
-        MeanValidationDice(),
-        BestCheckpoint(model, best_path, best_so_far(state_history) if resuming else None),
-        keras.callbacks.CSVLogger(state_history, append=resuming),
-        # double_checkpoint: a kill while the backup is written falls back to the one before
-        keras.callbacks.BackupAndRestore(state_dir / "backup", double_checkpoint=True),
-    ]
-    if settings.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=MONITOR, mode="max", patience=settings.early_stopping_patience))
-
+    callbacks = training_callbacks(model_name, settings, model=model, train_data=train_data,
+                                   state_dir=state_dir, resuming=resuming)
     start = time.perf_counter()
     trainer.fit(train_data, validation_data=validation_data, epochs=settings.epochs,
                 callbacks=callbacks, shuffle=False, verbose=2)
@@ -399,34 +490,10 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
     with atomic_path(weights_path) as tmp:
         shutil.copyfile(best_path, tmp)
     history = write_history(state_history, history_path)
-    best_row = max(history, key=lambda row: float(row[MONITOR]))
-    epoch_seconds = [float(r["epoch_seconds"]) for r in history if r.get("epoch_seconds")]
-    samples = settings.batch_size * settings.steps_per_epoch
-    summary = {
-        "model": model_name,
-        "backend": keras.backend.backend(),
-        "backend_reason": backend_reason,
-        "cpu": cpu_description(),
-        "tensorflow_onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
-        "keras_version": keras.__version__,
-        "precision": precision,
-        "jit_compile": jit,
-        "gpus": n_gpus,
-        "cpu_threads": cpu_threads(keras.backend.backend()),
-        "trainable_parameters": count_trainable_parameters(model),
-        "epochs_run": len(history),
-        "best_epoch": int(best_row["epoch"]) + 1,
-        "best_val_dice": {r: float(best_row[f"val_dice_{r.lower()}"]) for r in REGIONS},
-        "best_val_dice_mean": float(best_row[MONITOR]),
-        "training_seconds_this_run": seconds,
-        "training_seconds_total": float(sum(epoch_seconds)),
-        "median_samples_per_second": (samples / float(np.median(epoch_seconds))
-                                      if epoch_seconds else math.nan),
-        "resumed": resuming,
-        "train_subjects": [p.name for p in train_dirs],
-        "validation_subjects": [p.name for p in validation_dirs],
-        "settings": asdict(settings),
-    }
+    summary = training_summary(model_name, settings, model=model, history=history,
+                               precision=precision, jit=jit, n_gpus=n_gpus, seconds=seconds,
+                               resuming=resuming, backend_reason=backend_reason,
+                               train_dirs=train_dirs, validation_dirs=validation_dirs)
     write_json(summary, summary_path)
     shutil.rmtree(state_dir, ignore_errors=True)
     return summary
