@@ -132,8 +132,8 @@ def _non_finite(folder, _):
 
 
 @case("label 3 in a 2020 set", "{name}_seg.nii.gz",
-      "labels [3] are outside the brats2020 set [0, 1, 2, 4] (are these brats2021 labels? "
-      "then set label_convention: brats2021)")
+      "labels [3] are outside the brats2020 set [0, 1, 2, 4] (are these brats2023 labels? "
+      "then set label_convention: brats2023)")
 def _label_3(folder, _):
     voxels, affine = _read(_file(folder, "seg"))
     voxels[voxels == 4] = 3

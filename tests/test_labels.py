@@ -23,12 +23,19 @@ def test_inconsistent_regions_resolve_to_the_innermost():
     np.testing.assert_array_equal(regions_to_labels(masks), [4, 1, 2])
 
 
-def test_2021_convention_round_trip():
+def test_2023_convention_round_trip():
     canonical = np.array([0, 1, 2, 4], dtype=np.uint8)
-    in_file = from_canonical(canonical, "brats2021")
+    in_file = from_canonical(canonical, "brats2023")
     np.testing.assert_array_equal(in_file, [0, 1, 2, 3])
-    np.testing.assert_array_equal(to_canonical(in_file, "brats2021"), canonical)
+    np.testing.assert_array_equal(to_canonical(in_file, "brats2023"), canonical)
     np.testing.assert_array_equal(to_canonical(canonical, "brats2020"), canonical)
+
+
+def test_2021_labels_are_the_2020_values():
+    # BraTS 2021 still labels enhancing tumour 4; 3 only from BraTS 2023 on
+    canonical = np.array([0, 1, 2, 4], dtype=np.uint8)
+    np.testing.assert_array_equal(from_canonical(canonical, "brats2021"), canonical)
+    np.testing.assert_array_equal(to_canonical(canonical, "brats2021"), canonical)
 
 
 def test_unknown_convention():

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from brats_unet.labels import LABEL_SETS
+
 
 def _synth(args: argparse.Namespace) -> int:
     from brats_unet.data.synthetic import generate_dataset
@@ -111,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     qc = sub.add_parser("qc", help="find and validate the subjects of a BraTS data folder")
     qc.add_argument("data_dir", type=Path)
-    qc.add_argument("--label-convention", choices=("brats2020", "brats2021"), default="brats2020")
+    qc.add_argument("--label-convention", choices=sorted(LABEL_SETS), default="brats2020")
     qc.add_argument("--affine-atol-mm", type=float, default=1e-3)
     qc.add_argument("--out", type=Path, help="write the table here instead of standard output")
     qc.set_defaults(func=_qc)
@@ -128,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--mirror", action="store_true", help="test-time flips")
     seg.add_argument("--threshold", type=float, default=0.5)
     seg.add_argument("--min-et-voxels", type=int, default=0)
-    seg.add_argument("--label-convention", choices=("brats2020", "brats2021"), default="brats2020")
+    seg.add_argument("--label-convention", choices=sorted(LABEL_SETS), default="brats2020")
     seg.add_argument("--backend", choices=("auto", "tensorflow", "torch"),
                      help="Keras back end (default: KERAS_BACKEND, else auto: as the pipeline's "
                           "`backend: auto`)")

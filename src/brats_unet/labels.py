@@ -1,10 +1,9 @@
 """BraTS label conventions and tumour regions.
 
-BraTS 2020 labels: 0 background, 1 necrotic / non-enhancing core (NCR/NET),
-2 peritumoural oedema (ED), 4 enhancing tumour (ET). BraTS 2021 and later use 3
-for ET. Inside the pipeline every label map is canonical, i.e. in the 2020
-convention; the configured convention is applied only when reading and writing
-files.
+BraTS 2018 to 2021 labels: 0 background, 1 necrotic / non-enhancing core (NCR/NET),
+2 peritumoural oedema (ED), 4 enhancing tumour (ET). BraTS 2023 and later label ET 3
+(``brats2023``). Inside the pipeline every label map is canonical, i.e. in the 2020
+convention; the configured convention is applied only when reading and writing files.
 
 Regions (nested, evaluated as in the BraTS challenge):
 whole tumour WT = {1, 2, 4}, tumour core TC = {1, 4}, enhancing tumour ET = {4}.
@@ -28,10 +27,11 @@ REGION_LABELS: dict[str, tuple[int, ...]] = {
 #: Allowed label values of each convention, as found in files.
 LABEL_SETS: dict[str, frozenset[int]] = {
     "brats2020": frozenset({0, 1, 2, 4}),
-    "brats2021": frozenset({0, 1, 2, 3}),
+    "brats2021": frozenset({0, 1, 2, 4}),  # the same as 2020: ET is still 4
+    "brats2023": frozenset({0, 1, 2, 3}),  # 2023 and later: ET is 3
 }
 #: Value of the enhancing tumour in each convention's files.
-ET_LABEL: dict[str, int] = {"brats2020": 4, "brats2021": 3}
+ET_LABEL: dict[str, int] = {"brats2020": 4, "brats2021": 4, "brats2023": 3}
 
 
 def check_convention(convention: str) -> None:
@@ -45,8 +45,8 @@ def to_canonical(labels: np.ndarray, convention: str) -> np.ndarray:
     """Map a label map read from a file in ``convention`` to the 2020 convention (uint8)."""
     check_convention(convention)
     out = labels.astype(np.uint8, copy=True)
-    if convention == "brats2021":
-        out[labels == ET_LABEL["brats2021"]] = ENHANCING
+    if ET_LABEL[convention] != ENHANCING:
+        out[labels == ET_LABEL[convention]] = ENHANCING
     return out
 
 

@@ -159,7 +159,19 @@ def test_label_3_is_outside_the_2020_set(data_dir: Path):
     problem = _problem(data_dir)
     assert problem.file == f"{NAME}_seg.nii.gz"
     assert problem.problem == ("labels [3] are outside the brats2020 set [0, 1, 2, 4] (are these "
-                               "brats2021 labels? then set label_convention: brats2021)")
+                               "brats2023 labels? then set label_convention: brats2023)")
+
+
+def test_brats2021_reads_enhancing_tumour_4_and_points_label_3_to_brats2023(data_dir: Path):
+    images, label, _ = tiny_volumes()
+    write_subject(data_dir, NAME, images, label)
+    np.testing.assert_array_equal(load_subject(_files(data_dir), label_convention="brats2021")
+                                  .label, label)
+    label[label == 4] = 3
+    write_subject(data_dir, NAME, images, label)
+    assert _problem(data_dir, label_convention="brats2021").problem == (
+        "labels [3] are outside the brats2021 set [0, 1, 2, 4] (are these brats2023 labels? "
+        "then set label_convention: brats2023)")
 
 
 def test_label_outside_every_set_has_no_hint(data_dir: Path):
@@ -177,12 +189,12 @@ def test_nan_in_label_map(data_dir: Path):
     assert _problem(data_dir).problem == f"label map: 1 NaN and 0 infinite voxels (of {label.size})"
 
 
-def test_2021_convention_maps_3_to_4(data_dir: Path):
+def test_2023_convention_maps_3_to_4(data_dir: Path):
     images, label, _ = tiny_volumes()
-    label_2021 = label.copy()
-    label_2021[label == 4] = 3
-    write_subject(data_dir, NAME, images, label_2021)
-    loaded = load_subject(_files(data_dir), label_convention="brats2021")
+    label_2023 = label.copy()
+    label_2023[label == 4] = 3
+    write_subject(data_dir, NAME, images, label_2023)
+    loaded = load_subject(_files(data_dir), label_convention="brats2023")
     np.testing.assert_array_equal(loaded.label, label)
 
 

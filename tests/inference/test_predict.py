@@ -224,7 +224,8 @@ def test_segmentation_file_has_the_input_geometry(case, tmp_path, name, spatial_
     reference = nib.load(input_file)
     outside = np.ones(SHAPE, bool)
     outside[BRAIN] = False
-    for convention, allowed in (("brats2020", {0, 1, 2, 4}), ("brats2021", {0, 1, 2, 3})):
+    for convention, allowed in (("brats2020", {0, 1, 2, 4}), ("brats2021", {0, 1, 2, 4}),
+                                ("brats2023", {0, 1, 2, 3})):
         path = tmp_path / f"{convention}.nii.gz"
         write_segmentation(labels, pre.properties, path, label_convention=convention)
         written = nib.load(path)

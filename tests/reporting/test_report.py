@@ -268,7 +268,7 @@ def test_provenance_without_git_or_dvc(tmp_path):
     assert report.provenance({}, None)["dvc.lock md5s"] == "no dvc.lock"
 
 
-def test_load_overlay_inputs_maps_label_3_only_for_brats2021(tmp_path):
+def test_load_overlay_inputs_maps_label_3_only_for_brats2023(tmp_path):
     affine = np.eye(4)
     labels = np.zeros((4, 4, 4), dtype=np.uint8)
     labels[1, 1, 1], labels[2, 2, 2] = 3, 2
@@ -277,7 +277,7 @@ def test_load_overlay_inputs_maps_label_3_only_for_brats2021(tmp_path):
     paths = ("s", tmp_path / "f.nii.gz", tmp_path / "seg.nii.gz", {"m": tmp_path / "seg.nii.gz"})
     _, truth, predictions = report.load_overlay_inputs(*paths)
     assert truth[1, 1, 1] == 3 and np.issubdtype(truth.dtype, np.integer)
-    flair, truth, predictions = report.load_overlay_inputs(*paths, label_convention="brats2021")
+    flair, truth, predictions = report.load_overlay_inputs(*paths, label_convention="brats2023")
     assert truth[1, 1, 1] == 4 and predictions["m"][1, 1, 1] == 4 and truth[2, 2, 2] == 2
     assert flair.dtype == np.float32
 

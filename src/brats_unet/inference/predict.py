@@ -324,7 +324,7 @@ def write_segmentation(labels_ijk: np.ndarray, properties: dict[str, Any],
         labels_ijk: uint8 canonical labels in the input's shape (from :func:`segment_case`).
         properties: the case's properties (``properties["geometry"]``: affine, pixdim in mm).
         path: ``.nii.gz`` (compressed) or ``.nii``.
-        label_convention: "brats2020" (ET = 4) or "brats2021" (ET = 3) in the file.
+        label_convention: "brats2020" or "brats2021" (ET = 4), "brats2023" (ET = 3) in the file.
     """
     geometry = Geometry.from_json(properties["geometry"])
     if tuple(labels_ijk.shape) != geometry.shape:

@@ -49,7 +49,7 @@ import seaborn as sns  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from brats_unet.labels import REGIONS  # noqa: E402
+from brats_unet.labels import ENHANCING, ET_LABEL, REGIONS  # noqa: E402
 from brats_unet.evaluation.metrics import HD95_ONE_EMPTY_MM  # noqa: E402
 from brats_unet.data.qc import case_notes  # noqa: E402
 
@@ -592,7 +592,7 @@ def load_overlay_inputs(
     """Read a subject's FLAIR, reference labels and each model's prediction.
 
     Arrays keep the file's voxel order (i, j, k); pass the FLAIR's affine to
-    :func:`overlays`. Labels become int16; with ``label_convention="brats2021"``
+    :func:`overlays`. Labels become int16; with ``label_convention="brats2023"``
     a label 3 (enhancing tumour) is mapped to the canonical 4.
 
     Returns:
@@ -600,8 +600,8 @@ def load_overlay_inputs(
     """
     def labels_of(path: str | Path) -> np.ndarray:
         labels = np.rint(np.asanyarray(nib.load(str(path)).dataobj)).astype(np.int16)
-        if label_convention == "brats2021":
-            labels[labels == 3] = 4
+        if ET_LABEL[label_convention] != ENHANCING:
+            labels[labels == ET_LABEL[label_convention]] = ENHANCING
         return labels
 
     flair = np.asanyarray(nib.load(str(flair_path)).dataobj).astype(np.float32)
