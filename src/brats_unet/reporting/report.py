@@ -62,11 +62,10 @@ ALPHA = 0.05
 #: Below this many paired subjects the Wilcoxon test is called underpowered.
 MIN_SUBJECTS_FOR_POWER = 6
 
-#: RGB of each label in the overlays (3 is the BraTS 2021 enhancing tumour).
+#: RGB of each canonical label in the overlays (load_overlay_inputs maps a file's ET to 4).
 LABEL_COLOURS: dict[int, tuple[float, float, float]] = {
     1: (0.90, 0.15, 0.15),
     2: (0.15, 0.80, 0.25),
-    3: (1.00, 0.90, 0.10),
     4: (1.00, 0.90, 0.10),
 }
 OVERLAY_ALPHA = 0.45
