@@ -110,7 +110,7 @@ print(json.dumps({
     "bare_seconds_per_step": wall / len(batches),
     "bare_faults_per_step": faults / len(batches),
     "bare_system_share": system / (system + user),
-    "cpu_threads": summary["cpu_threads"],
+    "cpu_threads": summary.cpu_threads,
     "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
 }))
 """

@@ -1,12 +1,13 @@
 """Snakemake job: score one model's predictions of the test subjects on their original grid."""
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from brats_unet.evaluation.scoring import evaluate_model
-from brats_unet.io import atomic_path, read_json
+from brats_unet.io import atomic_path
 from brats_unet.logs import job_log
+from brats_unet.training.summary import read_training_summary
 from brats_unet.training.weights import check_held_out
 
 with job_log(snakemake.log[0]) as log:
-    check_held_out(snakemake.wildcards.model, read_json(snakemake.input.summary),
+    check_held_out(snakemake.wildcards.model, read_training_summary(snakemake.input.summary),
                    snakemake.params.subjects)
     table = evaluate_model(
         snakemake.wildcards.model,

@@ -3,11 +3,12 @@ import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 import pandas as pd
 
 from brats_unet.evaluation.scoring import build_tables
-from brats_unet.io import atomic_path, read_json, write_json
+from brats_unet.io import atomic_path, write_json
 from brats_unet.logs import job_log
+from brats_unet.training.summary import read_training_summary
 
 with job_log(snakemake.log[0]) as log:
-    summaries = {s["model"]: s for s in map(read_json, snakemake.input.summaries)}
+    summaries = {s.model: s for s in map(read_training_summary, snakemake.input.summaries)}
     per_case, benchmark, comparison, metrics = build_tables(
         [pd.read_csv(path) for path in snakemake.input.metrics], summaries,
         bootstrap_samples=snakemake.params.bootstrap_samples, seed=snakemake.params.seed,

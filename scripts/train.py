@@ -28,5 +28,5 @@ with job_log(snakemake.log[0]) as log:
         state_dir=Path(snakemake.params.state_dir),
         backend_reason=backend.reason,
     )
-    log.info("%s: best epoch %d, validation Dice %s, %.0f s", model, summary["best_epoch"],
-             summary["best_val_dice"], summary["training_seconds_total"])
+    log.info("%s: best epoch %d, validation Dice %s, %.0f s", model, summary.best_epoch,
+             summary.best_val_dice, summary.training_seconds_total)

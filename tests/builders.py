@@ -48,3 +48,21 @@ def write_subject(root: Path, name: str, images=None, label=None, affine=AFFINE,
     if with_label and label is not None:
         save_nifti(label, affine, folder / f"{name}_seg{suffix}")
     return folder
+
+
+def training_summary(model: str = "unet3d", **fields):
+    """A :class:`TrainingSummary` with plausible values; ``fields`` replace any of them."""
+    from brats_unet.training.summary import TrainingSummary
+
+    values = {
+        "model": model, "spatial_dims": 2 if model.endswith("2d") else 3,
+        "backend": "tensorflow", "backend_reason": "auto: no GPU",
+        "cpu": "AMD EPYC, 2 CPUs usable, avx2 fma", "tensorflow_onednn": "1",
+        "keras_version": "3.15.1", "precision": "float32", "jit_compile": False, "gpus": 0,
+        "cpu_threads": 2, "trainable_parameters": 1000, "epochs_run": 2, "best_epoch": 2,
+        "best_val_dice": {"WT": 0.9, "TC": 0.8, "ET": 0.7}, "best_val_dice_mean": 0.8,
+        "training_seconds_this_run": 10.0, "training_seconds_total": 10.0,
+        "median_samples_per_second": 3.0, "resumed": False, "train_subjects": ["A", "B"],
+        "validation_subjects": ["C"], "settings": {"patch_size": [16, 32, 32]},
+    }
+    return TrainingSummary(**{**values, **fields})

@@ -7,8 +7,9 @@ and from the shared modules (``tests/test_layout.py`` holds this):
   table), ``split`` (patient-level split), ``synthetic`` (generated BraTS-format cases).
 - ``preprocessing``: ``cases`` (brain mask, crop, z-score, the preprocessed case's files).
 - ``models``: ``unets`` (the three U-Net variants).
-- ``training``: ``losses``, ``loaders``, ``train`` (one model's training job), ``weights``
-  (weights through DVC, the held-out guard).
+- ``training``: ``losses``, ``loaders``, ``train`` (one model's training job), ``summary``
+  (``<model>.json``, the typed record later stages read), ``weights`` (weights through DVC,
+  the held-out guard).
 - ``inference``: ``predict`` (whole-case prediction into the input's geometry).
 - ``evaluation``: ``metrics``, ``volumetry``, ``comparison``, ``scoring`` (per-case scores and
   the benchmark tables); no Keras.

@@ -16,13 +16,14 @@ import keras
 import brats_unet.training.losses  # noqa: F401  (registers the custom objects for loading)
 import brats_unet.models.unets  # noqa: F401
 from brats_unet.inference.predict import segment_case, write_segmentation
-from brats_unet.io import read_json, write_json
+from brats_unet.io import write_json
 from brats_unet.labels import REGIONS, region_masks
 from brats_unet.preprocessing.cases import open_case, preprocess_subject
 from brats_unet.runtime import cpu_description, cpu_threads
 from brats_unet.data.subjects import CONTRASTS, SubjectFiles
 from brats_unet.data.validation import load_subject
 from brats_unet.evaluation.volumetry import region_volumes_ml
+from brats_unet.training.summary import read_training_summary
 
 
 def load_trained_model(path: str | os.PathLike) -> keras.Model:
@@ -80,7 +81,7 @@ def model_patch_size(model_path: str | os.PathLike) -> list[int] | None:
     """The training patch recorded beside a model (``<model>.json``), if there is one."""
     summary = Path(model_path).with_suffix(".json")
     if summary.exists():
-        return list(read_json(summary)["settings"]["patch_size"])
+        return read_training_summary(summary).patch_size
     return None
 
 

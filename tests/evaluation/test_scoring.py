@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import training_summary
 
 from brats_unet.evaluation.scoring import (
     PER_CASE_COLUMNS, anatomical_axes, benchmark_table, build_tables, evaluate_case,
@@ -75,9 +76,8 @@ def test_benchmark_and_comparison_tables():
                 rows.append({"model": model, "subject": f"s{i}", "region": region,
                              "dice": dice + 0.01 * i, "dice_slicewise": dice, "hd95_mm": 2.0 * i,
                              "volume_abs_error_ml": 1.0, "predict_seconds": 3.0})
-    summaries = {m: {"trainable_parameters": 10, "training_seconds_total": 60.0,
-                     "backend": "tensorflow", "precision": "float32", "best_epoch": 3,
-                     "best_val_dice_mean": 0.8} for m in ("a", "b")}
+    summaries = {m: training_summary(m, trainable_parameters=10, training_seconds_total=60.0,
+                                     best_epoch=3) for m in ("a", "b")}
     per_case, bench, comparison, metrics = build_tables(
         [pd.DataFrame([r for r in rows if r["model"] == m]) for m in ("a", "b")], summaries,
         bootstrap_samples=200)

@@ -7,6 +7,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from builders import training_summary
 from matplotlib.figure import Figure
 
 from brats_unet.reporting import report
@@ -221,7 +222,7 @@ def test_build_report_is_self_contained_and_escaped(tmp_path):
     html_text = report.build_report(
         per_case=per_case, benchmark=benchmark, comparison=comparison, qc=qc,
         histories={m: _history() for m in MODELS},
-        summaries={m: {"gpus": 1, "trainable_parameters": 99} for m in MODELS},
+        summaries={m: training_summary(m, gpus=1, trainable_parameters=99) for m in MODELS},
         overlays=overlay_figs, provenance=report.provenance({"seed": 42, "models": list(MODELS)},
                                                              tmp_path),
         figures_dir=figures_dir,
@@ -283,20 +284,20 @@ def test_load_overlay_inputs_maps_label_3_only_for_brats2023(tmp_path):
 
 
 def test_hardware_names_the_gpus_or_the_cpu_threads():
-    assert report._hardware({"gpus": 2, "cpu_threads": 4}) == "2 GPUs"
-    assert report._hardware({"gpus": 0, "cpu_threads": 1}) == "CPU, 1 thread"
-    assert report._hardware({"gpus": 0, "cpu_threads": 4}) == "CPU, 4 threads"
-    assert report._hardware({"gpus": 0}) == "CPU"  # a summary from before threads were recorded
-    assert report._hardware({}) == "–"
+    assert report._hardware(training_summary(gpus=2, cpu_threads=4)) == "2 GPUs"
+    assert report._hardware(training_summary(gpus=1, cpu_threads=4)) == "1 GPU"
+    assert report._hardware(training_summary(gpus=0, cpu_threads=1)) == "CPU, 1 thread"
+    assert report._hardware(training_summary(gpus=0, cpu_threads=4)) == "CPU, 4 threads"
+    assert report._hardware(training_summary(gpus=0, cpu_threads=None)) == "CPU"
+    assert report._hardware(None) == "–"  # a model in the table without a summary
 
 
 def test_run_summary_says_why_each_model_ran_on_its_back_end_and_on_which_cpu():
-    summaries = {"unet3d": {"backend": "tensorflow", "backend_reason": "auto: no GPU; <fast>",
-                            "cpu": "AMD EPYC, 2 CPUs usable, avx2 fma"},
-                 "unet2d": {"backend": "torch", "backend_reason": "set in the config",
-                            "cpu": "AMD EPYC, 2 CPUs usable, avx2 fma"}}
+    summaries = {"unet3d": training_summary("unet3d", backend_reason="auto: no GPU; <fast>"),
+                 "unet2d": training_summary("unet2d", backend="torch",
+                                            backend_reason="set in the config")}
     lines = report._machine_lines(summaries)
     assert lines == ["<li>unet2d trained on torch: set in the config</li>",
                      "<li>unet3d trained on tensorflow: auto: no GPU; &lt;fast&gt;</li>",
                      "<li>Training CPU: AMD EPYC, 2 CPUs usable, avx2 fma</li>"]
-    assert report._machine_lines({"unet3d": {"gpus": 0}}) == []
+    assert report._machine_lines({"unet3d": training_summary(backend_reason=None, cpu="")}) == []

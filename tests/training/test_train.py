@@ -18,6 +18,7 @@ import pytest
 from brats_unet.preprocessing.cases import preprocess_to_folder
 from brats_unet.data.subjects import discover_subjects
 from brats_unet.data.synthetic import generate_dataset
+from brats_unet.training.summary import read_training_summary
 from brats_unet.training.train import (
     prepare_state_dir, resolve_jit, resolve_precision, settings_for,
     write_history,
@@ -146,8 +147,8 @@ def test_killed_training_resumes_at_the_next_epoch(cases, tmp_path: Path):
 
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((tmp_path / "s.json").read_text())
-    assert summary["resumed"] is True and summary["epochs_run"] == 3
+    summary = read_training_summary(tmp_path / "s.json")
+    assert summary.resumed is True and summary.epochs_run == 3 and summary.spatial_dims == 3
     assert "Epoch 1/3" not in result.stdout  # continued, not started over
     assert "Epoch 3/3" in result.stdout
     # the log's progress line of every epoch this run trained, numbered as Keras numbers them

@@ -2,8 +2,10 @@ import json
 from pathlib import Path
 
 import pytest
+from builders import training_summary
 
 from brats_unet.config import config_problems
+from brats_unet.training.summary import write_training_summary
 from brats_unet.training.weights import (
     check_held_out,
     missing_files,
@@ -19,9 +21,10 @@ def _trained(folder: Path, model: str, train=("A", "B"), validation=("C",)) -> N
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{model}.keras").write_bytes(b"weights of " + model.encode())
     (folder / f"{model}.history.csv").write_text("epoch,val_dice_mean\n0,0.5\n")
-    (folder / f"{model}.json").write_text(json.dumps(
-        {"model": model, "best_val_dice": {"WT": 0.9}, "train_subjects": list(train),
-         "validation_subjects": list(validation)}))
+    write_training_summary(training_summary(model, best_val_dice={"WT": 0.9},
+                                            train_subjects=list(train),
+                                            validation_subjects=list(validation)),
+                           folder / f"{model}.json")
 
 
 def test_publish_copies_each_model_and_records_its_checksums(tmp_path: Path):
@@ -78,7 +81,7 @@ def test_config_check_reports_a_pretrained_dir_inside_results():
 
 
 def test_weights_that_saw_a_test_subject_are_refused():
-    summary = {"train_subjects": ["A", "B"], "validation_subjects": ["C"]}
+    summary = training_summary(train_subjects=["A", "B"], validation_subjects=["C"])
     check_held_out("unet2d", summary, ["D", "E"])  # held out: no error
     with pytest.raises(ValueError, match=r"unet2d: 2 test subject\(s\).*\(B, C\)"):
         check_held_out("unet2d", summary, ["B", "C", "D"])

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from brats_unet.data.subjects import CONTRASTS, SUBJECT_PATTERN, SubjectFiles, discover_subjects
 from brats_unet.data.synthetic import subject_name
+from brats_unet.training.summary import read_training_summary
 from brats_unet.training.weights import missing_files
 
 SYNTHETIC_DIR = Path("data/synthetic")
@@ -79,8 +80,7 @@ def model_patch(model):
     """The window of 3D inference: the patch the model was trained on (a pulled model's own,
     from its summary, whatever this config says)."""
     if PRETRAINED:
-        with open(model_file(model, ".json")) as handle:
-            return json.load(handle)["settings"]["patch_size"]
+        return read_training_summary(model_file(model, ".json")).patch_size
     return config["models"][model]["patch_size"]
 
 

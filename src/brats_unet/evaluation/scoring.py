@@ -27,6 +27,7 @@ from brats_unet.io import Geometry, read_json
 from brats_unet.labels import REGIONS, region_masks
 from brats_unet.evaluation.metrics import region_metrics, slicewise_dice
 from brats_unet.data.validation import InvalidSubject, read_label_map
+from brats_unet.training.summary import TrainingSummary
 from brats_unet.evaluation.volumetry import (axis_consistency, components, region_volumes_ml,
                                              volume_errors)
 
@@ -106,7 +107,8 @@ def evaluate_model(model: str, subjects: Sequence[str], predictions: Sequence[st
     return table[PER_CASE_COLUMNS + [c for c in table.columns if c not in PER_CASE_COLUMNS]]
 
 
-def benchmark_table(per_case: pd.DataFrame, summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def benchmark_table(per_case: pd.DataFrame,
+                    summaries: dict[str, TrainingSummary]) -> pd.DataFrame:
     """One row per model and region: Dice and HD95 (mean, sd, median), mean absolute volume
     error (ml), inference seconds per case, trainable parameters, training time."""
     grouped = per_case.groupby(["model", "region"], sort=False)
@@ -123,7 +125,7 @@ def benchmark_table(per_case: pd.DataFrame, summaries: dict[str, dict[str, Any]]
                         ("training_seconds_total", "training_seconds"),
                         ("backend", "backend"), ("precision", "precision"),
                         ("best_epoch", "best_epoch"), ("best_val_dice_mean", "best_val_dice_mean")):
-        table[column] = table["model"].map(lambda m, k=key: summaries[m][k])
+        table[column] = table["model"].map(lambda m, k=key: getattr(summaries[m], k))
     order = {r: i for i, r in enumerate(REGIONS)}
     return table.sort_values(["model", "region"], key=lambda s: s.map(order) if s.name == "region"
                              else s).reset_index(drop=True)
@@ -141,7 +143,7 @@ def metrics_json(benchmark: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def build_tables(per_case_tables: Sequence[pd.DataFrame], summaries: dict[str, dict[str, Any]], *,
+def build_tables(per_case_tables: Sequence[pd.DataFrame], summaries: dict[str, TrainingSummary], *,
                  bootstrap_samples: int = 10_000, seed: int = 0
                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """``(per_case, benchmark, comparison, metrics)`` from each model's per-case rows."""

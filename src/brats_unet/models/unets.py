@@ -207,6 +207,13 @@ class UNet(keras.Model):
         return cls(**config)
 
 
+def spatial_dims_of(name: str) -> int:
+    """2 or 3: the spatial dimensions of the variant ``name``, from the variant table."""
+    if name not in _VARIANTS:
+        raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
+    return _VARIANTS[name]["spatial_dims"]
+
+
 def build_model(name: str, **options) -> keras.Model:
     """Build the model registered as ``name`` (one of :data:`MODEL_NAMES`).
 

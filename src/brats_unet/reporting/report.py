@@ -29,7 +29,6 @@ import datetime as _dt
 import html
 import importlib.metadata
 import io
-import json
 import platform
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from brats_unet.labels import ENHANCING, ET_LABEL, REGIONS  # noqa: E402
 from brats_unet.evaluation.metrics import HD95_ONE_EMPTY_MM  # noqa: E402
 from brats_unet.data.qc import case_notes  # noqa: E402
+from brats_unet.training.summary import TrainingSummary, read_training_summary  # noqa: E402
 
 #: Models read as slice-by-slice (2D) and volumetric (3D) in the discussion.
 TWO_D_MODELS: tuple[str, ...] = ("unet2d",)
@@ -729,44 +729,40 @@ def _figure_html(name: str, fig: Figure, caption: str, figures_dir: Path) -> str
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def _hardware(summary: Mapping[str, Any]) -> str:
-    for key in ("hardware", "device", "devices"):
-        if summary.get(key):
-            return str(summary[key])
-    gpus = summary.get("gpus")
-    if gpus is None:
+def _hardware(summary: TrainingSummary | None) -> str:
+    if summary is None:
         return "–"
-    threads = summary.get("cpu_threads")
-    cpu = f"CPU, {int(threads)} thread{'s' if int(threads) != 1 else ''}" if threads else "CPU"
-    return f"{int(gpus)} GPU{'s' if int(gpus) != 1 else ''}" if int(gpus) > 0 else cpu
+    gpus, threads = summary.gpus, summary.cpu_threads
+    cpu = f"CPU, {threads} thread{'s' if threads != 1 else ''}" if threads else "CPU"
+    return f"{gpus} GPU{'s' if gpus != 1 else ''}" if gpus > 0 else cpu
 
 
-def _machine_lines(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _machine_lines(summaries: Mapping[str, TrainingSummary]) -> list[str]:
     """Why each model trained on its back end, and on which CPU (as its summary records)."""
     lines = []
     for model in sorted(summaries):
         summary = summaries[model]
-        if summary.get("backend_reason"):
-            lines.append(f"<li>{_e(model)} trained on {_e(summary.get('backend'))}: "
-                         f"{_e(summary['backend_reason'])}</li>")
-    cpus = sorted({str(s["cpu"]) for s in summaries.values() if s.get("cpu")})
+        if summary.backend_reason:
+            lines.append(f"<li>{_e(model)} trained on {_e(summary.backend)}: "
+                         f"{_e(summary.backend_reason)}</li>")
+    cpus = sorted({s.cpu for s in summaries.values() if s.cpu})
     if cpus:
         lines.append(f"<li>Training CPU: {_e('; '.join(cpus))}</li>")
     return lines
 
 
-def benchmark_rows(benchmark: pd.DataFrame, summaries: Mapping[str, Mapping[str, Any]]) -> list:
+def benchmark_rows(benchmark: pd.DataFrame, summaries: Mapping[str, TrainingSummary]) -> list:
     """Cells of the benchmark table, one row per model and region (already HTML)."""
     rows = []
     order = {r: i for i, r in enumerate(REGIONS)}
     frame = benchmark.assign(_r=benchmark["region"].map(lambda r: order.get(r, len(order))))
     for _, row in frame.sort_values(["model", "_r"]).iterrows():
-        summary = summaries.get(str(row["model"]), {})
+        summary = summaries.get(str(row["model"]))
 
         def pick(column: str, key: str | None = None) -> Any:
             if column in row and pd.notna(row[column]):
                 return row[column]
-            return summary.get(key or column)
+            return getattr(summary, key or column, None)
 
         training = pick("training_seconds", "training_seconds_total")
         rows.append([
@@ -789,7 +785,7 @@ def build_report(
     comparison: pd.DataFrame,
     qc: pd.DataFrame | None,
     histories: Mapping[str, pd.DataFrame],
-    summaries: Mapping[str, Mapping[str, Any]],
+    summaries: Mapping[str, TrainingSummary],
     overlays: Mapping[str, Figure] | None = None,
     provenance: Mapping[str, Any] | None = None,
     figures_dir: Path,
@@ -837,7 +833,7 @@ def build_report(
     subjects = sorted(per_case["subject"].astype(str).unique())
     excluded = (qc[qc["status"].astype(str) != "included"] if qc is not None and "status" in qc
                 else pd.DataFrame())
-    backends = sorted({str(s.get("backend")) for s in summaries.values() if s.get("backend")})
+    backends = sorted({s.backend for s in summaries.values()})
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -956,7 +952,7 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
     models = _models(per_case)
     by_model = {Path(p).name.split(".")[0]: p for p in histories}
     history_frames = {m: pd.read_csv(by_model[m]) for m in models}
-    summary_dicts = {s["model"]: s for s in (json.loads(Path(p).read_text()) for p in summaries)}
+    records = {s.model: s for s in map(read_training_summary, summaries)}
     files = dict(zip(subjects, zip(flair, labels)))
     predicted = {(Path(p).parent.name, Path(p).name.split(".")[0]): p for p in predictions}
     cases = pick_cases(per_case)
@@ -972,5 +968,5 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
     return build_report(
         per_case=per_case, benchmark=pd.read_csv(benchmark), comparison=pd.read_csv(comparison),
         qc=pd.read_csv(qc, sep="\t", keep_default_na=False), histories=history_frames,
-        summaries=summary_dicts, overlays=figures, provenance=provenance(config, repo_dir),
+        summaries=records, overlays=figures, provenance=provenance(config, repo_dir),
         figures_dir=Path(figures_dir), cases=cases)

@@ -30,7 +30,9 @@ from brats_unet.io import atomic_path, write_json
 from brats_unet.labels import REGIONS
 from brats_unet.training.loaders import PatchDataset, SliceDataset, SyncEpoch, ValidationData
 from brats_unet.training.losses import SoftDiceBCELoss, region_dice_metrics
-from brats_unet.models.unets import build_model, count_trainable_parameters, logits_model
+from brats_unet.training.summary import TrainingSummary, write_training_summary
+from brats_unet.models.unets import (build_model, count_trainable_parameters, logits_model,
+                                     spatial_dims_of)
 from brats_unet.preprocessing.cases import open_arrays
 from brats_unet.runtime import cpu_description, cpu_threads
 
@@ -317,10 +319,6 @@ def learning_rate(settings: TrainingSettings):
     raise ValueError(f"lr_schedule must be cosine or constant, got {settings.lr_schedule!r}")
 
 
-def spatial_dims_of(model_name: str) -> int:
-    return 2 if model_name.endswith("2d") else 3
-
-
 def make_datasets(model_name: str, settings: TrainingSettings, train_dirs: list[Path],
                   validation_dirs: list[Path]):
     dims = spatial_dims_of(model_name)
@@ -405,13 +403,14 @@ def training_callbacks(model_name: str, settings: TrainingSettings, *, model: ke
 def training_summary(model_name: str, settings: TrainingSettings, *, model: keras.Model,
                      history: list[dict[str, str]], precision: str, jit: bool, n_gpus: int,
                      seconds: float, resuming: bool, backend_reason: str | None,
-                     train_dirs: list[Path], validation_dirs: list[Path]) -> dict[str, Any]:
+                     train_dirs: list[Path], validation_dirs: list[Path]) -> TrainingSummary:
     """``<model>.json``: how and on what the model was trained, and its best epoch."""
     best_row = max(history, key=lambda row: float(row[MONITOR]))
     epoch_seconds = [float(r["epoch_seconds"]) for r in history if r.get("epoch_seconds")]
     samples = settings.batch_size * settings.steps_per_epoch
-    return {
+    return TrainingSummary(**{
         "model": model_name,
+        "spatial_dims": spatial_dims_of(model_name),
         "backend": keras.backend.backend(),
         "backend_reason": backend_reason,
         "cpu": cpu_description(),
@@ -434,13 +433,13 @@ def training_summary(model_name: str, settings: TrainingSettings, *, model: kera
         "train_subjects": [p.name for p in train_dirs],
         "validation_subjects": [p.name for p in validation_dirs],
         "settings": asdict(settings),
-    }
+    })
 
 
 def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list[Path],
                 validation_dirs: list[Path], weights_path: Path, history_path: Path,
                 summary_path: Path, state_dir: Path,
-                backend_reason: str | None = None) -> dict[str, Any]:
+                backend_reason: str | None = None) -> TrainingSummary:
     """Train ``model_name`` and write its best checkpoint, history CSV and summary JSON.
 
     ``backend_reason``: why the job runs on the current back end (``runtime.resolve_backend``),
@@ -494,6 +493,6 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
                                precision=precision, jit=jit, n_gpus=n_gpus, seconds=seconds,
                                resuming=resuming, backend_reason=backend_reason,
                                train_dirs=train_dirs, validation_dirs=validation_dirs)
-    write_json(summary, summary_path)
+    write_training_summary(summary, summary_path)
     shutil.rmtree(state_dir, ignore_errors=True)
     return summary

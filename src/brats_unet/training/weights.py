@@ -13,7 +13,8 @@ import os
 import shutil
 from pathlib import Path, PurePosixPath
 
-from brats_unet.io import atomic_path, read_json, write_json
+from brats_unet.io import atomic_path, write_json
+from brats_unet.training.summary import TrainingSummary, read_training_summary
 
 MODEL_SUFFIXES = (".keras", ".json", ".history.csv")
 MANIFEST = "manifest.json"
@@ -54,10 +55,10 @@ def publish_weights(models_dir: str | os.PathLike, out_dir: str | os.PathLike,
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
             entry[source.name] = sha256(target)
-        summary = read_json(model_files(models_dir, model)[".json"])
-        entry["best_val_dice"] = summary.get("best_val_dice")
-        entry["train_subjects"] = summary.get("train_subjects")
-        entry["validation_subjects"] = summary.get("validation_subjects")
+        summary = read_training_summary(model_files(models_dir, model)[".json"])
+        entry["best_val_dice"] = summary.best_val_dice
+        entry["train_subjects"] = summary.train_subjects
+        entry["validation_subjects"] = summary.validation_subjects
         manifest["models"][model] = entry
     write_json(manifest, out / MANIFEST)
     return manifest
@@ -88,13 +89,13 @@ def missing_files(folder: str | os.PathLike, models: list[str]) -> list[str]:
             for path in model_files(folder, model).values() if not path.is_file()]
 
 
-def leaked_test_subjects(summary: dict, test_subjects: list[str]) -> list[str]:
+def leaked_test_subjects(summary: TrainingSummary, test_subjects: list[str]) -> list[str]:
     """Test subjects the model saw in training or used to choose its checkpoint."""
-    seen = set(summary.get("train_subjects", [])) | set(summary.get("validation_subjects", []))
+    seen = set(summary.train_subjects) | set(summary.validation_subjects)
     return sorted(seen.intersection(test_subjects))
 
 
-def check_held_out(model: str, summary: dict, test_subjects: list[str]) -> None:
+def check_held_out(model: str, summary: TrainingSummary, test_subjects: list[str]) -> None:
     """Raise if any test subject was used to train or select ``model`` (e.g. pulled weights
     trained on another split)."""
     leaked = leaked_test_subjects(summary, test_subjects)

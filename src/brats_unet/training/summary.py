@@ -1,0 +1,70 @@
+"""``<model>.json``, the training summary: the record that the training job hands to every later
+stage (prediction's patch, the held-out guard, the benchmark table, the report).
+
+Written by :func:`write_training_summary` and read only through :func:`read_training_summary`,
+so a missing or unknown key is an error naming the file, not a ``KeyError`` three stages on.
+Keras-free: evaluation and reporting read it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from brats_unet.io import read_json, write_json
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """How, on what and on which machine one model was trained, and its best epoch."""
+
+    model: str
+    spatial_dims: int  # 2 (axial slices) or 3 (volumes): what the network takes
+    backend: str
+    backend_reason: str | None  # why the job ran on ``backend`` (runtime.resolve_backend)
+    cpu: str
+    tensorflow_onednn: str | None
+    keras_version: str
+    precision: str
+    jit_compile: bool
+    gpus: int
+    cpu_threads: int | None
+    trainable_parameters: int
+    epochs_run: int
+    best_epoch: int  # counted from 1
+    best_val_dice: dict[str, float]  # region -> validation Dice of the best epoch
+    best_val_dice_mean: float
+    training_seconds_this_run: float
+    training_seconds_total: float
+    median_samples_per_second: float
+    resumed: bool
+    train_subjects: list[str]
+    validation_subjects: list[str]
+    settings: dict[str, Any]  # the TrainingSettings the model was trained with
+
+    @property
+    def patch_size(self) -> list[int]:
+        """The training patch: a 3D model's inference window."""
+        return list(self.settings["patch_size"])
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(TrainingSummary))
+
+
+def write_training_summary(summary: TrainingSummary, path: str | os.PathLike) -> None:
+    write_json(dataclasses.asdict(summary), path)
+
+
+def read_training_summary(path: str | os.PathLike) -> TrainingSummary:
+    """The summary in ``path``; a ValueError naming the file and the keys if it is not one."""
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a training summary (a JSON object was expected)")
+    missing = [name for name in FIELDS if name not in record]
+    unknown = sorted(set(record) - set(FIELDS))
+    if missing or unknown:
+        raise ValueError(f"{path}: not a training summary of this version: "
+                         f"missing keys {missing}, unknown keys {unknown}")
+    return TrainingSummary(**record)
