@@ -48,7 +48,7 @@ import seaborn as sns  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from brats_unet.labels import ENHANCING, ET_LABEL, REGIONS  # noqa: E402
+from brats_unet.labels import REGIONS, to_canonical  # noqa: E402
 from brats_unet.evaluation.metrics import HD95_ONE_EMPTY_MM  # noqa: E402
 from brats_unet.data.qc import case_notes  # noqa: E402
 from brats_unet.training.summary import TrainingSummary, read_training_summary  # noqa: E402
@@ -598,10 +598,8 @@ def load_overlay_inputs(
         ``(flair, truth, predictions)`` with ``predictions`` model -> labels.
     """
     def labels_of(path: str | Path) -> np.ndarray:
-        labels = np.rint(np.asanyarray(nib.load(str(path)).dataobj)).astype(np.int16)
-        if ET_LABEL[label_convention] != ENHANCING:
-            labels[labels == ET_LABEL[label_convention]] = ENHANCING
-        return labels
+        labels = np.rint(np.asanyarray(nib.load(str(path)).dataobj))
+        return to_canonical(labels, label_convention).astype(np.int16)
 
     flair = np.asanyarray(nib.load(str(flair_path)).dataobj).astype(np.float32)
     truth = labels_of(label_path)
