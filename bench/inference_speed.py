@@ -29,14 +29,13 @@ Needs the bench extra for the reference rows (`pip install -e .[bench]`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from timing import run_worker  # bench/ is sys.path[0] when this file runs
 
 BENCH = Path(__file__).resolve().parent
 
@@ -132,12 +131,8 @@ def main() -> None:
                 env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
                 if who != "keras":
                     env["KERAS_BACKEND"] = "torch"
-                proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(payload)], env=env,
-                                      capture_output=True, text=True)
-                if proc.returncode != 0:
-                    sys.exit(f"{who}/{name} failed:\n{proc.stderr[-3000:]}")
                 results.setdefault((name, patch, mirror, who), []).append(
-                    json.loads(proc.stdout.strip().splitlines()[-1]))
+                    run_worker(WORKER, payload, env, f"{who}/{name}"))
 
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
     backend = next((r[0].get("backend") for r in results.values() if "backend" in r[0]), "-")

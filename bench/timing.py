@@ -1,5 +1,8 @@
 """Timing helpers shared by the benchmark workers (bench/ is on their sys.path)."""
 
+import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -28,3 +31,13 @@ def loader_throughput(dataset, n_batches: int) -> float:
         x, _ = dataset[i % len(dataset)]
         n_samples += x.shape[0]
     return n_samples / (time.perf_counter() - start)
+
+
+def run_worker(code: str, payload: dict, env: dict, label: str) -> dict:
+    """Run ``code`` in a fresh Python with ``payload`` (JSON) as its argument; the JSON object on
+    its last line of output. Exits naming ``label`` and the worker's stderr if it fails."""
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(payload)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{label} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from timing import run_worker  # bench/ is sys.path[0] when this file runs
 from train_throughput import make_cases
 
 BENCH = Path(__file__).resolve().parent
@@ -127,11 +127,7 @@ def run_row(variant: str, model: str, args, cases: list[str]) -> dict:
         payload = {"model": model, "cases": cases, "n_train": args.n_train, "epochs": args.epochs,
                    "steps": args.steps, "threads": args.threads, "work": work,
                    "config": str(args.config)}
-        proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(payload)], env=env,
-                              capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{variant}/{model} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        return run_worker(WORKER, payload, env, f"{variant}/{model}")
 
 
 def main() -> None:

@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from timing import run_worker  # bench/ is sys.path[0] when this file runs
 
 BENCH = Path(__file__).resolve().parent
 
@@ -144,12 +144,8 @@ def main() -> None:
                                bench=str(BENCH))
                 env = {**os.environ, "KERAS_BACKEND": backend.split("-")[0].replace("reference", "torch"),
                        "TF_CPP_MIN_LOG_LEVEL": "3"}
-                proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(payload)],
-                                      env=env, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    sys.exit(f"{backend}/{model} failed:\n{proc.stderr[-3000:]}")
                 results.setdefault((backend, model), []).append(
-                    json.loads(proc.stdout.strip().splitlines()[-1]))
+                    run_worker(WORKER, payload, env, f"{backend}/{model}"))
     peak = float(np.median(peaks)) if peaks else float("nan")
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
     print(f"practical peak (float32 {args.peak_n}^2 matrix product, best of numpy/torch, median of "

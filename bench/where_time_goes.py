@@ -23,13 +23,12 @@ Bench code only: it calls ``tf.*`` directly, which the package never does.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from timing import run_worker  # bench/ is sys.path[0] when this file runs
 
 BENCH = Path(__file__).resolve().parent
 
@@ -150,11 +149,7 @@ print(json.dumps(out))
 
 def run(payload: dict, backend: str) -> dict:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(payload)], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{payload['who']}/{payload['part']} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(WORKER, payload, env, f"{payload['who']}/{payload['part']}")
 
 
 def main() -> None:
