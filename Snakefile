@@ -36,7 +36,7 @@ rule all:
     input:
         "results/qc/subjects.tsv",
         "results/split.json",
-        model_files(".keras"),
+        every_model_file(".keras"),
         rules.tables.output,
         "reports/report.html",
         # subjects without a label map are predicted, not scored

@@ -38,8 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from brats_unet.io import write_json
 from brats_unet.data.split import make_split
+from brats_unet.data.subjects import raw_subject_files
+from brats_unet.data.synthetic import subject_name
+from brats_unet.io import write_json
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -50,13 +52,13 @@ def make_data(root: Path, n: int) -> list[str]:
 
     image = nifti_bytes(np.ones((4, 4, 4), np.float32), np.eye(4), pixdim=(1.0, 1.0, 1.0))
     label = nifti_bytes(np.zeros((4, 4, 4), np.uint8), np.eye(4), pixdim=(1.0, 1.0, 1.0))
-    names = [f"BraTS20_Training_{i:03d}" for i in range(1, n + 1)]
+    names = [subject_name(i) for i in range(1, n + 1)]
     for name in names:
-        folder = root / name
-        folder.mkdir(parents=True)
-        for role in ("flair", "t1", "t1ce", "t2"):
-            (folder / f"{name}_{role}.nii.gz").write_bytes(image)
-        (folder / f"{name}_seg.nii.gz").write_bytes(label)
+        files = raw_subject_files(root, name)
+        (root / name).mkdir(parents=True)
+        for path in files.images.values():
+            path.write_bytes(image)
+        files.label.write_bytes(label)
     return names
 
 

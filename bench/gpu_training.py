@@ -22,15 +22,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from brats_unet.io import Geometry
-from brats_unet.training.loaders import SyncEpoch
-from timing import loader_throughput  # bench/ is sys.path[0] when this file runs
-from brats_unet.preprocessing.cases import preprocess_subject, write_case
 from brats_unet.data.synthetic import generate_case, subject_name
-from brats_unet.training.train import (
-    EpochClock, TrainingSettings, build_for_training, gpu_count, make_datasets,
-)
 from brats_unet.data.validation import LoadedSubject
+from brats_unet.io import Geometry
+from brats_unet.preprocessing.cases import preprocess_subject, write_case
+from brats_unet.runtime import gpu_count
+from brats_unet.training.callbacks import EpochClock
+from brats_unet.training.loaders import SyncEpoch
+from brats_unet.training.settings import TrainingSettings
+from brats_unet.training.train import build_for_training, make_datasets
+
+from timing import loader_throughput  # bench/ is sys.path[0] when this file runs
 
 MODELS = ("unet2d", "unet3d", "resunet3d")
 

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from timing import run_worker  # bench/ is sys.path[0] when this file runs
 
 BENCH = Path(__file__).resolve().parent
@@ -152,8 +153,8 @@ def main() -> None:
               f"{med['gflop']:7.1f} {seg:>14} {med['predict_case']:9.2f} "
               f"{med['gflop'] / med['predict_case']:8.1f} {ratio:>16}")
 
-    from brats_unet.evaluation.metrics import region_metrics
     from brats_unet.data.synthetic import generate_case
+    from brats_unet.evaluation.metrics import region_metrics
 
     case = generate_case(seed=1, index=1)
     pred = np.roll(case.label, 2, axis=0)  # every region non-empty

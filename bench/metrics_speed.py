@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from brats_unet.labels import ENHANCING, REGION_LABELS, REGIONS
-from brats_unet.evaluation.metrics import hd95_mm, region_metrics
 from brats_unet.data.synthetic import generate_case
+from brats_unet.evaluation.metrics import hd95_mm, region_metrics
+from brats_unet.labels import ENHANCING, REGION_LABELS, REGIONS
 
 
 def timed(fn):

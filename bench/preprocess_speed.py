@@ -23,10 +23,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brats_unet.preprocessing.cases import preprocess_subject, preprocess_to_folder, write_case
 from brats_unet.data.subjects import discover_subjects
 from brats_unet.data.synthetic import generate_dataset
 from brats_unet.data.validation import load_subject
+from brats_unet.preprocessing.cases import preprocess_subject, preprocess_to_folder, write_case
 
 
 def timed(fn) -> float:

@@ -30,8 +30,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from timing import run_worker  # bench/ is sys.path[0] when this file runs
+
 from train_throughput import make_cases
+
+from timing import run_worker  # bench/ is sys.path[0] when this file runs
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -44,8 +46,9 @@ from brats_unet.runtime import limit_threads
 limit_threads(args["threads"])
 from pathlib import Path
 import keras, numpy as np, yaml
-from brats_unet.training import train as training
-from brats_unet.training.train import build_for_training, make_datasets, settings_for, train_model
+from brats_unet.training import callbacks
+from brats_unet.training.settings import settings_for
+from brats_unet.training.train import build_for_training, make_datasets, train_model
 
 
 def usage():
@@ -56,7 +59,7 @@ def usage():
 epochs = []
 
 
-class MeasuredEpoch(training.EpochClock):
+class MeasuredEpoch(callbacks.EpochClock):
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)
         self._usage = usage()
@@ -75,7 +78,7 @@ class MeasuredEpoch(training.EpochClock):
                        "faults": faults, "user": user, "system": system})
 
 
-training.EpochClock = MeasuredEpoch
+callbacks.EpochClock = MeasuredEpoch  # training_callbacks looks it up there
 config = yaml.safe_load(Path(args["config"]).read_text())
 block = {**config["training"], "epochs": args["epochs"], "steps_per_epoch": args["steps"]}
 settings = settings_for(args["model"], block, config["models"][args["model"]])

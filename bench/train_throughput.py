@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from timing import run_worker  # bench/ is sys.path[0] when this file runs
 
 BENCH = Path(__file__).resolve().parent
@@ -42,7 +43,8 @@ sys.path.insert(0, args["bench"])
 from pathlib import Path
 import keras, numpy as np
 from timing import loader_throughput
-from brats_unet.training.train import TrainingSettings, build_for_training, make_datasets
+from brats_unet.training.settings import TrainingSettings
+from brats_unet.training.train import build_for_training, make_datasets
 from flops import training_flops
 dims = 2 if args["model"].endswith("2d") else 3
 settings = TrainingSettings(
@@ -94,9 +96,9 @@ print(json.dumps({"seconds_per_step": seconds,
 def make_cases(root: Path, n: int, shape, spacing, *, seed: int = 11,
                no_et_probability: float = 0.2) -> list[str]:
     """``n`` synthetic cases under ``root``, preprocessed as the pipeline does; their folders."""
-    from brats_unet.preprocessing.cases import preprocess_to_folder
     from brats_unet.data.subjects import discover_subjects
     from brats_unet.data.synthetic import generate_dataset
+    from brats_unet.preprocessing.cases import preprocess_to_folder
 
     generate_dataset(root / "data", n=n, seed=seed, shape=tuple(shape), spacing_mm=tuple(spacing),
                      no_et_probability=no_et_probability)

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from timing import run_worker  # bench/ is sys.path[0] when this file runs
 
 BENCH = Path(__file__).resolve().parent
@@ -63,7 +64,8 @@ if part == "model":
             with torch.no_grad():
                 net(tx(x))
     else:
-        from brats_unet.training.train import TrainingSettings, build_for_training
+        from brats_unet.training.settings import TrainingSettings
+        from brats_unet.training.train import build_for_training
         settings = TrainingSettings(patch_size=patch, batch_size=batch, epochs=1, steps_per_epoch=10,
                                     precision="float32",
                                     model_options={"base_filters": base, "depth": depth})

@@ -4,9 +4,9 @@ from brats_unet.runtime import resolve_backend
 
 backend = resolve_backend(snakemake.params.backend)  # sets KERAS_BACKEND: before Keras is imported
 
+from brats_unet.logs import job_log  # noqa: E402
 from brats_unet.runtime import limit_threads  # noqa: E402
 from brats_unet.segment import predict_to_file  # noqa: E402
-from brats_unet.logs import job_log  # noqa: E402
 
 with job_log(snakemake.log[0]) as log:
     limit_threads(snakemake.threads)  # the job's share of the CPUs, not the machine's

@@ -1,10 +1,10 @@
 """Snakemake job: validate and preprocess one subject (an invalid one is recorded, not fatal)."""
-import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from pathlib import Path
 
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
+from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles
 from brats_unet.logs import job_log
 from brats_unet.preprocessing.cases import preprocess_to_folder
-from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles
 
 with job_log(snakemake.log[0]) as log:
     inputs = snakemake.input

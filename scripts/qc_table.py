@@ -1,9 +1,9 @@
 """Snakemake job: gather every subject's QC record into results/qc/subjects.tsv."""
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
-from brats_unet.logs import job_log
-from brats_unet.preprocessing.cases import qc_record, read_qc
 from brats_unet.data.qc import case_notes, excluded_problems, qc_table, write_qc_table
 from brats_unet.data.subjects import Problem
+from brats_unet.logs import job_log
+from brats_unet.preprocessing.cases import qc_record, read_qc
 
 with job_log(snakemake.log[0]) as log:
     records = [read_qc(folder) for folder in snakemake.input]

@@ -1,7 +1,7 @@
 """Snakemake job: the HTML benchmark report and its figures."""
-import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from pathlib import Path
 
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from brats_unet.io import atomic_path
 from brats_unet.logs import job_log
 from brats_unet.reporting.report import write_report

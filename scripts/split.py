@@ -1,9 +1,9 @@
 """Snakemake job: the patient-level train / validation / test split."""
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
-from brats_unet.io import write_json
-from brats_unet.logs import job_log
 from brats_unet.data.qc import included_subjects, read_qc_table
 from brats_unet.data.split import make_split
+from brats_unet.io import write_json
+from brats_unet.logs import job_log
 
 with job_log(snakemake.log[0]) as log:
     labelled, unlabelled = included_subjects(read_qc_table(snakemake.input[0]))

@@ -1,7 +1,7 @@
 """Snakemake job: the per-case table, the benchmark table, the paired comparison, metrics.json."""
-import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 import pandas as pd
 
+import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from brats_unet.evaluation.scoring import build_tables
 from brats_unet.io import atomic_path, write_json
 from brats_unet.logs import job_log

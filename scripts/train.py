@@ -9,7 +9,8 @@ from pathlib import Path  # noqa: E402
 from brats_unet.io import read_json  # noqa: E402
 from brats_unet.logs import job_log  # noqa: E402
 from brats_unet.runtime import limit_threads  # noqa: E402
-from brats_unet.training.train import settings_for, train_model  # noqa: E402
+from brats_unet.training.settings import settings_for  # noqa: E402
+from brats_unet.training.train import train_model  # noqa: E402
 
 with job_log(snakemake.log[0]) as log:
     limit_threads(snakemake.threads)  # the job's share of the CPUs, not the machine's

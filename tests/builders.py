@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from brats_unet.data.subjects import CONTRASTS, LABEL_SUFFIX, raw_file_name
 from brats_unet.io import save_nifti
-from brats_unet.data.subjects import CONTRASTS
 
 #: A flipped, anisotropic affine like a real scanner's: voxel size 1.2 x 0.9 x 3 mm.
 AFFINE = np.array(
@@ -36,17 +37,18 @@ def tiny_volumes(seed: int = 0, shape=SHAPE):
 
 
 def write_subject(root: Path, name: str, images=None, label=None, affine=AFFINE,
-                  suffix=".nii.gz", with_label=True) -> Path:
-    """Write one subject folder the BraTS way; returns the folder."""
+                  extension=".nii.gz", with_label=True) -> Path:
+    """Write one subject folder the BraTS way (``extension``: ``.nii.gz`` or ``.nii``); returns
+    the folder."""
     if images is None:
         images, default_label, _ = tiny_volumes()
         label = default_label if label is None else label
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     for contrast, vol in images.items():
-        save_nifti(vol, affine, folder / f"{name}_{contrast}{suffix}")
+        save_nifti(vol, affine, folder / raw_file_name(name, contrast, extension))
     if with_label and label is not None:
-        save_nifti(label, affine, folder / f"{name}_seg{suffix}")
+        save_nifti(label, affine, folder / raw_file_name(name, LABEL_SUFFIX, extension))
     return folder
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import gzip
 import html
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,11 +21,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brats_unet.io import read_json, save_nifti
-from brats_unet.evaluation.metrics import HD95_ONE_EMPTY_MM
 from brats_unet.data.qc import read_qc_table
 from brats_unet.data.split import make_split
+from brats_unet.data.subjects import raw_file_name
 from brats_unet.data.synthetic import generate_dataset, subject_name
+from brats_unet.evaluation.metrics import HD95_ONE_EMPTY_MM
+from brats_unet.io import read_json, save_nifti
 from test_workflow import TINY, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -71,7 +71,7 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _file(folder: Path, role: str) -> Path:
-    return folder / f"{folder.name}_{role}.nii.gz"
+    return folder / raw_file_name(folder.name, role)
 
 
 @case("missing contrast", "{name}/",

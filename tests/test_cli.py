@@ -4,6 +4,7 @@ from pathlib import Path
 
 from brats_unet.cli import main
 from brats_unet.data.qc import read_qc_table
+
 from builders import tiny_volumes, write_subject
 
 

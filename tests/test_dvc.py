@@ -5,8 +5,8 @@ predicts, scores and reports with `weights: pretrained` without any training job
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from collections import Counter

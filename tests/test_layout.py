@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src/brats_unet"
-SHARED = ("io", "labels", "runtime", "logs")
+SHARED = ("io", "labels", "runtime", "logs", "voxels")
 STAGES = ("data", "preprocessing", "models", "training", "inference", "evaluation", "reporting")
 ON_TOP = ("config", "segment", "cli")  # above the stages: may import any of them
 FRAMEWORKS = ("keras", "tensorflow", "torch", "jax")
@@ -85,3 +85,27 @@ def test_the_package_docstring_names_every_module():
 
     for module in modules():
         assert f"``{module.split('.')[-1]}``" in brats_unet.__doc__, module
+
+
+def test_imports_are_sorted_in_one_order_everywhere():
+    """Standard library, third party, this package, then the tests' and benches' own helpers
+    (pyproject's [tool.ruff.lint.isort]); ``ruff check --select I --fix`` puts them right."""
+    ruff = Path(sys.executable).with_name("ruff")
+    folders = ["src", "tests", "bench", "scripts"]
+    result = subprocess.run([str(ruff), "check", "--select", "I", "--no-cache", *folders],
+                            cwd=PACKAGE.parents[1], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_no_module_is_over_400_lines_and_no_function_over_60(module: str):
+    source = modules()[module].read_text()
+    assert source.count("\n") <= MAX_MODULE_LINES, f"{module}: split it by what its parts do"
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, f"{module}.{node.name}: {length} lines"

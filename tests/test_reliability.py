@@ -26,6 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_workflow import REPO, SNAKEMAKE, TINY, snakemake  # noqa: E402
+
 from training_state import backed_up_epoch  # noqa: E402
 
 pytestmark = [pytest.mark.workflow, pytest.mark.skipif(

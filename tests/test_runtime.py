@@ -1,4 +1,5 @@
-"""Thread limits, each in a fresh interpreter: the back ends fix their pools once per process."""
+"""The back end and how it runs: thread limits (each in a fresh interpreter: the back ends fix
+their pools once per process), the back end's choice, precision and XLA."""
 
 import os
 import subprocess
@@ -167,3 +168,22 @@ def test_cpu_description_names_the_model_and_the_vector_flags():
     flags = open("/proc/cpuinfo").read().split()
     assert f"{len(os.sched_getaffinity(0))} CPUs usable" in text
     assert all((f in text.split()) == (f in flags) for f in VECTOR_FLAGS)
+
+
+def test_precision_follows_the_hardware_unless_forced():
+    from brats_unet.runtime import resolve_precision
+
+    assert resolve_precision("auto", n_gpus=0) == "float32"
+    assert resolve_precision("auto", n_gpus=1) == "mixed_float16"
+    assert resolve_precision("mixed_bfloat16", n_gpus=0) == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("half", n_gpus=0)
+
+
+def test_xla_is_off_on_cpu_by_default():
+    from brats_unet.runtime import resolve_jit
+
+    assert resolve_jit("auto", n_gpus=0) is False
+    assert resolve_jit("auto", n_gpus=2) is True
+    assert resolve_jit("auto", n_gpus=1, backend="torch") is False
+    assert resolve_jit(True, n_gpus=0) is True

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from test_workflow import REPO, SNAKEMAKE, TINY, job_counts, snakemake
+
 from training_state import backed_up_epoch
 
 pytestmark = pytest.mark.workflow

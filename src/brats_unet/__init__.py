@@ -4,19 +4,25 @@ The subpackages are the pipeline's stages, in order; a stage imports only from e
 and from the shared modules (``tests/test_layout.py`` holds this):
 
 - ``data``: ``subjects`` (finding subjects), ``validation`` (checking them), ``qc`` (the QC
-  table), ``split`` (patient-level split), ``synthetic`` (generated BraTS-format cases).
-- ``preprocessing``: ``cases`` (brain mask, crop, z-score, the preprocessed case's files).
+  table), ``split`` (patient-level split), ``synthetic`` (generated BraTS-format cases:
+  ``anatomy``, the brain, tumour and contrasts; ``generate``, the cases and their files).
+- ``preprocessing``: ``cases`` (brain mask, crop, z-score, the preprocessed case's files),
+  ``properties`` (``properties.json``, the case's typed record).
 - ``models``: ``unets`` (the three U-Net variants).
-- ``training``: ``losses``, ``loaders``, ``train`` (one model's training job), ``summary``
+- ``training``: ``losses``, ``patches``, ``loaders``, ``settings``, ``callbacks``, ``resume``
+  (what a killed job resumes from), ``train`` (one model's training job), ``summary``
   (``<model>.json``, the typed record later stages read), ``weights`` (weights through DVC,
   the held-out guard).
 - ``inference``: ``predict`` (whole-case prediction into the input's geometry).
-- ``evaluation``: ``metrics``, ``volumetry``, ``comparison``, ``scoring`` (per-case scores and
-  the benchmark tables); no Keras.
-- ``reporting``: ``report`` (figures, discussion, the HTML page); no Keras.
+- ``evaluation``: ``metrics``, ``volumetry``, ``comparison`` (paired tests and the verdicts
+  drawn from them), ``scoring`` (per-case scores and the benchmark tables); no Keras.
+- ``reporting``: ``figures``, ``overlays`` (three-plane example cases), ``discussion`` (the
+  prose, phrasing ``comparison``'s verdicts), ``provenance``, ``page`` (HTML), ``report`` (the
+  page's sections); no Keras.
 
 Shared modules: ``io`` (NIfTI and atomic files), ``labels`` (label conventions, regions),
-``runtime`` (back end, threads), ``logs`` (job logs). On top of the stages: ``config`` (the
+``runtime`` (back end, threads, GPUs, precision, XLA, determinism), ``logs`` (job logs),
+``voxels`` (which plane each axis is, bounding boxes). On top of the stages: ``config`` (the
 workflow's config checked against its schema), ``segment`` (a trained model applied file to
 file, for the workflow and the command line) and ``cli`` (the ``brats-unet`` command).
 Importing the package imports none of the heavy frameworks; Keras is loaded only by the

@@ -22,11 +22,15 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _qc(args: argparse.Namespace) -> int:
-    from brats_unet.preprocessing.cases import (brain_mask, case_note, qc_record,
-                                                tumour_voxels_outside)
     from brats_unet.data.qc import case_notes, qc_table
     from brats_unet.data.subjects import discover_subjects
     from brats_unet.data.validation import InvalidSubject, load_subject
+    from brats_unet.preprocessing.cases import (
+        brain_mask,
+        case_note,
+        qc_record,
+        tumour_voxels_outside,
+    )
 
     found = discover_subjects(args.data_dir)
     records = [qc_record(p.subject, p) for p in found.excluded]
@@ -58,8 +62,8 @@ def _segment(args: argparse.Namespace) -> int:
         from brats_unet.runtime import resolve_backend
 
         resolve_backend(args.backend or "auto")  # sets KERAS_BACKEND: before Keras is imported
-    from brats_unet.segment import segment_new_patient
     from brats_unet.data.validation import InvalidSubject
+    from brats_unet.segment import segment_new_patient
 
     images = {"flair": args.flair, "t1": args.t1, "t1ce": args.t1ce, "t2": args.t2}
     try:

@@ -1,4 +1,7 @@
-"""Which Keras back end a job runs on, and how many CPU threads it may use.
+"""Which Keras back end a job runs on, and how it runs there: CPU threads, GPUs, precision,
+XLA, deterministic kernels, several GPUs. Every choice that depends on the back end is made
+here; the models, losses and loaders use ``keras.ops`` only. Keras itself is imported inside
+the functions that need it, so :func:`resolve_backend` can run before it loads.
 
 TensorFlow and PyTorch size their compute pools from the CPUs the process may run on. Where
 nothing pins a job to its share (a local Snakemake run; a SLURM cluster without CPU binding,
@@ -10,6 +13,7 @@ end to it. Keras' loader workers (``training.loader_workers``) are threads of th
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -17,6 +21,8 @@ from pathlib import Path
 
 #: The Keras back ends the pipeline trains and predicts with; ``auto`` picks one per job.
 BACKENDS = ("tensorflow", "torch")
+#: Keras dtype policies a job may train with; ``auto`` picks one from the hardware.
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 #: CPU flags that decide which kernels the back ends run (oneDNN's ISA, TensorFlow's defaults).
 VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 #: Why ``auto`` takes TensorFlow on a CPU: what the benchmarks measured (BENCHMARKS.md).
@@ -163,3 +169,73 @@ def cpu_threads(backend: str | None = None) -> int:
 
         return torch.get_num_threads()
     return len(os.sched_getaffinity(0))  # TensorFlow's default (0): one per usable CPU
+
+
+def gpu_count() -> int:
+    """GPUs the current Keras back end can use."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.device_count()
+    if backend == "jax":
+        import jax
+
+        return sum(d.platform == "gpu" for d in jax.devices())
+    return 0
+
+
+def resolve_precision(precision: str, n_gpus: int) -> str:
+    """``auto``: mixed_float16 on a GPU, float32 on a CPU (half precision is slower there)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return "mixed_float16" if n_gpus > 0 else "float32"
+    return precision
+
+
+def resolve_jit(jit_compile: str | bool, n_gpus: int, backend: str = "tensorflow") -> bool:
+    """``auto``: XLA on a GPU with TensorFlow only.
+
+    Measured: XLA slows 3D training and inference on this CPU; on the torch
+    back end ``jit_compile`` means ``torch.compile``, which Keras marks experimental.
+    """
+    if jit_compile == "auto":
+        return n_gpus > 0 and backend == "tensorflow"
+    if isinstance(jit_compile, bool):
+        return jit_compile
+    raise ValueError(f"jit_compile must be auto, true or false, got {jit_compile!r}")
+
+
+def make_deterministic(seed: int) -> None:
+    """Seed Python, NumPy and the back end, and ask for deterministic kernels."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def replica_scope(n_gpus: int) -> contextlib.AbstractContextManager:
+    """Where to build and compile a model: a mirrored strategy's scope over several GPUs on
+    the TensorFlow back end, else a scope that changes nothing."""
+    import keras
+
+    if n_gpus > 1 and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy().scope()
+    return contextlib.nullcontext()

@@ -13,16 +13,17 @@ from typing import Any
 
 import keras
 
-import brats_unet.training.losses  # noqa: F401  (registers the custom objects for loading)
 import brats_unet.models.unets  # noqa: F401
+import brats_unet.training.losses  # noqa: F401  (registers the custom objects for loading)
+from brats_unet.data.subjects import CONTRASTS, SubjectFiles
+from brats_unet.data.validation import load_subject
+from brats_unet.evaluation.volumetry import region_volumes_ml
 from brats_unet.inference.predict import segment_case, write_segmentation
 from brats_unet.io import write_json
 from brats_unet.labels import REGIONS, region_masks
 from brats_unet.preprocessing.cases import open_case, preprocess_subject
+from brats_unet.preprocessing.properties import CaseProperties
 from brats_unet.runtime import cpu_description, cpu_threads
-from brats_unet.data.subjects import CONTRASTS, SubjectFiles
-from brats_unet.data.validation import load_subject
-from brats_unet.evaluation.volumetry import region_volumes_ml
 from brats_unet.training.summary import read_training_summary
 
 
@@ -35,7 +36,7 @@ def spatial_dims_of_model(model: keras.Model) -> int:
     return len(model.inputs[0].shape) - 2
 
 
-def _segment(model: keras.Model, image, properties: dict[str, Any], *, patch_size,
+def _segment(model: keras.Model, image, properties: CaseProperties, *, patch_size,
              overlap: float = 0.5, windows_per_batch: int = 2, slices_per_batch: int = 32,
              mirror: bool = False, threshold: float = 0.5, min_et_voxels: int = 0):
     dims = spatial_dims_of_model(model)
@@ -68,11 +69,11 @@ def predict_to_file(model_path: str | os.PathLike, case_dir: str | os.PathLike,
         windows_per_batch=windows_per_batch, slices_per_batch=slices_per_batch, mirror=mirror,
         threshold=threshold, min_et_voxels=min_et_voxels)
     write_segmentation(labels, properties, segmentation_path, label_convention=label_convention)
-    timing = {"subject": properties["subject"], "model": model.name,
+    timing = {"subject": properties.subject, "model": model.name,
               "predict_seconds": seconds, "backend": keras.backend.backend(),
               "backend_reason": backend_reason,
               "cpu_threads": cpu_threads(keras.backend.backend()), "cpu": cpu_description(),
-              "input_shape": properties["geometry"]["shape"]}
+              "input_shape": list(properties.geometry.shape)}
     write_json(timing, timing_path)
     return timing
 

@@ -2,10 +2,16 @@ from pathlib import Path
 
 import pytest
 
-from brats_unet.preprocessing.cases import qc_record
-from brats_unet.data.qc import (case_notes, excluded_problems, included_subjects, qc_table,
-                           read_qc_table, write_qc_table)
+from brats_unet.data.qc import (
+    case_notes,
+    excluded_problems,
+    included_subjects,
+    qc_table,
+    read_qc_table,
+    write_qc_table,
+)
 from brats_unet.data.subjects import Problem
+from brats_unet.preprocessing.cases import qc_record
 
 
 def test_table_round_trip_and_included_subjects(tmp_path: Path):

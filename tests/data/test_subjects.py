@@ -3,13 +3,19 @@ from pathlib import Path
 
 import pytest
 
-from brats_unet.data.subjects import check_subject_name, discover_subjects
+from brats_unet.data.subjects import (
+    check_subject_name,
+    discover_subjects,
+    raw_file_name,
+    raw_subject_files,
+)
+
 from builders import write_subject
 
 
 def test_finds_subjects_and_ignores_csv_and_empty_folders(data_dir: Path):
     write_subject(data_dir, "BraTS20_Training_002")
-    write_subject(data_dir, "BraTS20_Training_001", suffix=".nii")
+    write_subject(data_dir, "BraTS20_Training_001", extension=".nii")
     (data_dir / "name_mapping.csv").write_text("a,b\n")
     (data_dir / "survival_info.csv").write_text("a,b\n")
     (data_dir / "notes").mkdir()
@@ -23,6 +29,21 @@ def test_finds_subjects_and_ignores_csv_and_empty_folders(data_dir: Path):
     assert first.images["t1ce"].name == "BraTS20_Training_001_t1ce.nii"
     assert first.images["t1"].name == "BraTS20_Training_001_t1.nii"
     assert first.label.name == "BraTS20_Training_001_seg.nii"
+
+
+def test_raw_naming_is_what_discovery_finds(data_dir: Path):
+    assert raw_file_name("S1", "t1ce") == "S1_t1ce.nii.gz"
+    assert raw_file_name("S1", "seg", ".nii") == "S1_seg.nii"
+    files = raw_subject_files(data_dir, "S1")
+    folder = data_dir / "S1"
+    assert files.by_role() == {role: folder / f"S1_{role}.nii.gz"
+                               for role in ("flair", "t1", "t1ce", "t2", "seg")}
+    write_subject(data_dir, "S1")
+    assert discover_subjects(data_dir).subjects == [files]
+    unlabelled = raw_subject_files(data_dir, "S2", extension=".nii", with_label=False)
+    assert unlabelled.label is None
+    assert list(unlabelled.by_role().values()) == [
+        data_dir / "S2" / f"S2_{c}.nii" for c in ("flair", "t1", "t1ce", "t2")]
 
 
 def test_label_map_is_optional(data_dir: Path):

@@ -7,10 +7,17 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+
 from brats_unet.data import synthetic
 from brats_unet.data.synthetic import (
-    CONTRASTS, TISSUES, generate_case, generate_dataset, subject_name, write_case,
+    CONTRASTS,
+    TISSUES,
+    generate_case,
+    generate_dataset,
+    subject_name,
+    write_raw_case,
 )
+from brats_unet.data.synthetic.generate import _generate
 
 # 192 x 192 x 154 mm, like the pipeline's demo grid (96, 96, 64) at half the resolution.
 SHAPE = (48, 48, 32)
@@ -27,8 +34,8 @@ def tissue(name: str) -> int:
 
 def case_and_tissue(index: int, *, seed: int = 7, shape=SHAPE, spacing=SPACING,
                     no_et_probability: float = 0.2):
-    return synthetic._generate(seed=seed, index=index, shape=shape, spacing_mm=spacing,
-                               no_et_probability=no_et_probability)
+    return _generate(seed=seed, index=index, shape=shape, spacing_mm=spacing,
+                     no_et_probability=no_et_probability)
 
 
 def test_subject_name():
@@ -125,8 +132,8 @@ def test_same_seed_and_index_give_identical_cases_and_files(tmp_path: Path):
     assert np.array_equal(a.label, b.label) and np.array_equal(a.affine, b.affine)
     for contrast in CONTRASTS:
         assert np.array_equal(a.images[contrast], b.images[contrast])
-    first = write_case(a, tmp_path / "one", "BraTS20_Training_002")
-    second = write_case(b, tmp_path / "two", "BraTS20_Training_002")
+    first = write_raw_case(a, tmp_path / "one", "BraTS20_Training_002")
+    second = write_raw_case(b, tmp_path / "two", "BraTS20_Training_002")
     for role in first:
         assert first[role].read_bytes() == second[role].read_bytes(), role
 
@@ -177,10 +184,10 @@ def test_affine_is_brats_like():
     assert np.allclose(centre[:3], synthetic.WORLD_CENTRE_MM)
 
 
-def test_write_case_files_load_back(tmp_path: Path):
+def test_write_raw_case_files_load_back(tmp_path: Path):
     case = generate_case(seed=1, index=3, shape=SHAPE, spacing_mm=SPACING)
     name = "BraTS20_Training_003"
-    written = write_case(case, tmp_path, name)
+    written = write_raw_case(case, tmp_path, name)
     assert list(written) == [*CONTRASTS, "seg"]
     for role, path in written.items():
         assert path == tmp_path / name / f"{name}_{role}.nii.gz"

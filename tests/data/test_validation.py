@@ -4,9 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brats_unet.io import save_nifti
 from brats_unet.data.subjects import discover_subjects
 from brats_unet.data.validation import InvalidSubject, load_subject
+from brats_unet.io import save_nifti
+
 from builders import AFFINE, tiny_volumes, write_subject
 
 NAME = "BraTS20_Training_001"
@@ -44,7 +45,7 @@ def test_truncated_gzip_names_file_and_problem(data_dir: Path):
 
 
 def test_truncated_uncompressed_file(data_dir: Path):
-    folder = write_subject(data_dir, NAME, suffix=".nii")
+    folder = write_subject(data_dir, NAME, extension=".nii")
     path = folder / f"{NAME}_t1.nii"
     path.write_bytes(path.read_bytes()[:600])
     problem = _problem(data_dir)

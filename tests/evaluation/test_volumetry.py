@@ -11,8 +11,8 @@ from brats_unet.evaluation.volumetry import (
     axis_consistency,
     components,
     region_volumes_ml,
-    voxel_volume_ml,
     volume_errors,
+    voxel_volume_ml,
 )
 
 PIXDIM = (1.2, 0.9, 3.0)

@@ -7,14 +7,23 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from brats_unet.data.subjects import CONTRASTS, discover_subjects
+from brats_unet.data.validation import load_subject
 from brats_unet.inference.predict import (
-    axis_starts, gaussian_importance, predict_case, predict_slices_2d, probabilities_to_labels,
-    segment_case, sliding_window_3d, window_starts, write_probabilities, write_segmentation,
+    axis_starts,
+    gaussian_importance,
+    predict_case,
+    predict_slices_2d,
+    probabilities_to_labels,
+    segment_case,
+    sliding_window_3d,
+    window_starts,
+    write_probabilities,
+    write_segmentation,
 )
 from brats_unet.models.unets import LOGITS_LAYER, build_model
 from brats_unet.preprocessing.cases import preprocess_subject
-from brats_unet.data.subjects import CONTRASTS, discover_subjects
-from brats_unet.data.validation import load_subject
+
 from builders import AFFINE, write_subject
 
 SMALL = {"base_filters": 4, "depth": 3}  # size divisor 4

@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import pytest
 
-from brats_unet.training.losses import SoftDiceBCELoss, region_dice_metrics
 from brats_unet.models.unets import (
     MODEL_NAMES,
     UNet,
     build_model,
     count_trainable_parameters,
 )
+from brats_unet.training.losses import SoftDiceBCELoss, region_dice_metrics
 
 SMALL = {"base_filters": 4, "depth": 3}
 INPUT_SHAPES = {"unet2d": (1, 32, 32, 4), "unet3d": (1, 16, 32, 32, 4), "resunet3d": (1, 16, 32, 32, 4)}

@@ -3,25 +3,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brats_unet.io import Geometry, geometry_of, read_nifti, save_nifti
-from brats_unet.preprocessing.cases import (
-    IMAGE_FILE, LABEL_FILE, bounding_box, brain_mask, crop, from_storage, open_case,
-    preprocess_subject, preprocess_to_folder, read_qc, restore_to_input_space, to_storage,
-    tumour_voxels_outside, uncrop, zscore,
-)
 from brats_unet.data.subjects import CONTRASTS, discover_subjects
 from brats_unet.data.validation import LoadedSubject, load_subject
+from brats_unet.io import Geometry, geometry_of, read_json, read_nifti, save_nifti, write_json
+from brats_unet.preprocessing.cases import (
+    IMAGE_FILE,
+    LABEL_FILE,
+    brain_mask,
+    crop,
+    from_storage,
+    open_case,
+    preprocess_subject,
+    preprocess_to_folder,
+    read_qc,
+    restore_to_input_space,
+    to_storage,
+    tumour_voxels_outside,
+    uncrop,
+    zscore,
+)
+from brats_unet.preprocessing.properties import KEYS, PROPERTIES_FILE, read_case_properties
+from brats_unet.voxels import bounding_box
+
 from builders import AFFINE, tiny_volumes, write_subject
 
 NAME = "BraTS20_Training_001"
-
-
-def test_bounding_box_is_tight_and_stop_exclusive():
-    mask = np.zeros((5, 6, 7), bool)
-    mask[1, 2, 3] = mask[3, 4, 5] = True
-    assert bounding_box(mask) == ((1, 2, 3), (4, 5, 6))
-    with pytest.raises(ValueError):
-        bounding_box(np.zeros((2, 2, 2), bool))
 
 
 def test_crop_then_uncrop_gives_back_the_original_exactly():
@@ -74,10 +80,11 @@ def test_preprocessed_case_statistics(data_dir: Path):
         assert inside.mean() == pytest.approx(0.0, abs=1e-5)
         assert inside.std() == pytest.approx(1.0, abs=1e-5)
     props = case.properties
-    assert props["crop_start"] == [2, 3, 1] and props["crop_stop"] == [9, 11, 6]
-    assert props["region_voxels"] == {"WT": 27, "TC": 8, "ET": 7, "outside_brain": 0}
-    assert props["channels"] == list(CONTRASTS)
-    assert props["intensity"]["flair"]["brain_mean"] == pytest.approx(
+    assert props.crop_start == (2, 3, 1) and props.crop_stop == (9, 11, 6)
+    assert props.cropped_shape_ijk == (7, 8, 5)
+    assert props.region_voxels == {"WT": 27, "TC": 8, "ET": 7, "outside_brain": 0}
+    assert props.channels == CONTRASTS
+    assert props.intensity["flair"]["brain_mean"] == pytest.approx(
         float(images["flair"][brain].mean()))
 
 
@@ -109,8 +116,29 @@ def test_folder_round_trip_is_memory_mapped(data_dir: Path, tmp_path: Path):
     assert read_qc(out) == record
     image, label, props = open_case(out)
     assert isinstance(image, np.memmap) and image.shape == (5, 8, 7, 4)
-    assert label.shape == (5, 8, 7) and props["subject"] == NAME
+    assert label.shape == (5, 8, 7) and props.subject == NAME
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_properties_json_round_trips_and_a_bad_one_names_the_file(data_dir: Path, tmp_path: Path):
+    write_subject(data_dir, NAME)
+    (files,) = discover_subjects(data_dir).subjects
+    out = tmp_path / "pre" / NAME
+    preprocess_to_folder(files, out)
+    written = read_json(out / PROPERTIES_FILE)
+    props = read_case_properties(out)
+    assert props.to_json() == written
+    assert list(written) == ["subject", "geometry", "crop_start", "crop_stop", "storage_axes",
+                             "channels", "cropped_shape_ijk", "brain_voxels", "intensity",
+                             "has_label", "region_voxels"]
+    assert set(written) == set(KEYS)
+    np.testing.assert_array_equal(props.geometry.affine, load_subject(files).geometry.affine)
+    del written["crop_stop"]
+    written["extra"] = 1
+    write_json(written, out / PROPERTIES_FILE)
+    with pytest.raises(ValueError, match=r"properties.json.*missing keys \['crop_stop'\].*"
+                       r"unknown keys \['extra'\]"):
+        read_case_properties(out)
 
 
 def test_tumour_voxels_outside_a_mask_are_counted():
@@ -136,8 +164,8 @@ def test_tumour_labels_outside_the_brain_are_kept_and_noted(data_dir: Path, tmp_
     assert record["note"].startswith(f"{NAME}_seg.nii.gz: 2 tumour voxels where every "
                                      "contrast is 0")
     _, _, props = open_case(out)
-    assert props["region_voxels"]["outside_brain"] == 2
-    assert props["region_voxels"]["WT"] == int(np.count_nonzero(label[2:9, 3:11, 1:6]))
+    assert props.region_voxels["outside_brain"] == 2
+    assert props.region_voxels["WT"] == int(np.count_nonzero(label[2:9, 3:11, 1:6]))
 
     write_subject(data_dir, NAME)  # the same subject without them: no note
     assert preprocess_to_folder(files, out)["note"] == ""
@@ -204,9 +232,9 @@ def test_preprocessing_is_the_same_for_any_memory_order_and_integer_or_float_inp
     for case in cases[1:]:
         np.testing.assert_allclose(case.image, cases[0].image, rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(case.label, cases[0].label)
-        assert case.properties["crop_start"] == cases[0].properties["crop_start"]
+        assert case.properties.crop_start == cases[0].properties.crop_start
     case = cases[0]
-    assert case.properties["crop_start"] == [2, 1, 0] and case.properties["crop_stop"] == [12, 10, 8]
+    assert case.properties.crop_start == (2, 1, 0) and case.properties.crop_stop == (12, 10, 8)
     assert case.image.shape == (8, 9, 10, 4) and case.image.flags.c_contiguous
     # channel 0 is FLAIR z-scored within the brain: mean 0, std 1 there, exactly 0 outside
     flair = case.image[..., 0]
@@ -214,7 +242,7 @@ def test_preprocessing_is_the_same_for_any_memory_order_and_integer_or_float_inp
         [np.swapaxes(images[c][2:, 1:, :] != 0, 0, 2) for c in CONTRASTS], axis=0)
     assert abs(flair[brain].mean()) < 1e-5 and abs(flair[brain].std() - 1) < 1e-4
     assert not flair[~brain].any()
-    assert case.properties["region_voxels"] == {"WT": 27, "TC": 1, "ET": 1, "outside_brain": 1}
+    assert case.properties.region_voxels == {"WT": 27, "TC": 1, "ET": 1, "outside_brain": 1}
 
 
 def test_atomic_writes_get_ordinary_permissions(tmp_path: Path):

@@ -7,10 +7,11 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from builders import training_summary
 from matplotlib.figure import Figure
 
-from brats_unet.reporting import report
+from brats_unet.reporting import discussion, figures, overlays, provenance, report
+
+from builders import training_summary
 
 MODELS = ("resunet3d", "unet2d", "unet3d")
 REGIONS = ("WT", "TC", "ET")
@@ -72,6 +73,11 @@ def _history(n: int = 5) -> pd.DataFrame:
     })
 
 
+def _discussion(per_case: pd.DataFrame, comparison: pd.DataFrame) -> list[str]:
+    return discussion.discussion(per_case, comparison, models_2d=("unet2d",),
+                                 models_3d=("unet3d", "resunet3d"))
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield
@@ -81,11 +87,11 @@ def _close_figures():
 @pytest.mark.parametrize(
     ("function", "n_axes"),
     [
-        (report.dice_by_model, 3),
-        (report.hd95_by_model, 3),
-        (report.volume_agreement, 3),
-        (report.bland_altman, 3),  # one panel per model
-        (report.slicewise_vs_case, 3),
+        (figures.dice_by_model, 3),
+        (figures.hd95_by_model, 3),
+        (figures.volume_agreement, 3),
+        (figures.bland_altman, 3),  # one panel per model
+        (figures.slicewise_vs_case, 3),
     ],
 )
 def test_per_case_figures_have_one_panel_per_region_or_model(function, n_axes):
@@ -96,7 +102,7 @@ def test_per_case_figures_have_one_panel_per_region_or_model(function, n_axes):
 
 def test_bland_altman_draws_bias_and_limits():
     per_case = _per_case(models=("unet2d",), volume_error_of=lambda m, s: float(s))
-    ax = report.bland_altman(per_case).axes[0]
+    ax = figures.bland_altman(per_case).axes[0]
     levels = sorted(line.get_ydata()[0] for line in ax.lines)
     diffs = np.arange(4.0)
     bias, sd = diffs.mean(), diffs.std(ddof=1)
@@ -104,7 +110,7 @@ def test_bland_altman_draws_bias_and_limits():
 
 
 def test_training_curves_has_loss_and_dice_panels():
-    fig = report.training_curves({"unet2d": _history(), "unet3d": _history(7)})
+    fig = figures.training_curves({"unet2d": _history(), "unet3d": _history(7)})
     assert len(fig.axes) == 2
     # per model: train and val loss; mean and three regional Dice curves
     assert len(fig.axes[0].lines) == 4
@@ -118,18 +124,11 @@ def test_overlays_grid_and_tumour_centre():
     truth[6:9, 4:7, 2:5] = 2
     truth[7, 5, 3] = 4
     predictions = {"unet2d": truth.copy(), "unet3d": np.zeros(shape, dtype=np.int16)}
-    assert report.tumour_centre(truth) == (7, 5, 3)
-    fig = report.overlays(flair, truth, predictions, "s1", affine=np.diag([-1.0, -1.0, 2.0, 1.0]))
+    assert overlays.tumour_centre_of_mass(truth) == (7, 5, 3)
+    fig = overlays.overlays(flair, truth, predictions, "s1", affine=np.diag([-1.0, -1.0, 2.0, 1.0]))
     assert len(fig.axes) == 9  # (truth + 2 models) x 3 planes
     with pytest.raises(ValueError, match="shape"):
-        report.overlays(flair, truth, {"bad": np.zeros((2, 2, 2))}, "s1")
-
-
-def test_plane_axes_follow_the_affine():
-    assert report.plane_axes(None) == {"sagittal": 0, "coronal": 1, "axial": 2}
-    # voxel axes stored (axial, coronal, sagittal): i runs superior, k runs left
-    swapped = np.array([[0, 0, -1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
-    assert report.plane_axes(swapped) == {"axial": 0, "coronal": 1, "sagittal": 2}
+        overlays.overlays(flair, truth, {"bad": np.zeros((2, 2, 2))}, "s1")
 
 
 def test_pick_cases_uses_mean_over_models_and_breaks_ties_by_name():
@@ -138,7 +137,7 @@ def test_pick_cases_uses_mean_over_models_and_breaks_ties_by_name():
         {"model": model, "subject": subject, "region": "WT", "dice": values[i]}
         for subject, values in scores.items() for i, model in enumerate(("m1", "m2"))
     ] + [{"model": "m1", "subject": "d", "region": "TC", "dice": 1.0}]
-    picked = report.pick_cases(pd.DataFrame(rows))
+    picked = overlays.pick_cases(pd.DataFrame(rows))
     # means: a 0.8, c 0.8, b 0.5, e 0.5, d 0.3; median of means 0.5
     # -> best a (tie with c), median b (tie with e)
     assert picked == {"best": "a", "median": "b", "worst": "d"}
@@ -151,7 +150,7 @@ def test_discussion_names_the_better_model_and_significance():
     comparison = _comparison([
         (region, "dice", "b", "a", 10, -0.3, -0.32, -0.28, 0.002) for region in REGIONS
     ])
-    paragraphs = report.discussion(per_case, _benchmark(per_case), comparison)
+    paragraphs = _discussion(per_case, comparison)
     first = paragraphs[0]
     assert first.startswith("WT: a had the highest mean Dice")
     assert "+0.300" in first  # sign turned to best - other
@@ -163,14 +162,14 @@ def test_discussion_flags_small_samples_and_non_significance():
     per_case = _per_case(("s1", "s2", "s3"), ("a", "b"),
                          dice_of=lambda m, s: 0.8 if m == "a" else 0.79)
     comparison = _comparison([(r, "dice", "a", "b", 3, 0.01, -0.01, 0.03, 0.5) for r in REGIONS])
-    first = report.discussion(per_case, None, comparison)[0]
+    first = _discussion(per_case, comparison)[0]
     assert "not significant by either criterion" in first
     assert "little power" in first and "0.25" in first
 
 
 def _paradox(per_case: pd.DataFrame) -> str:
     comparison = _comparison([])
-    return report.discussion(per_case, None, comparison)[-1]
+    return _discussion(per_case, comparison)[-1]
 
 
 def test_paradox_supported_when_3d_is_more_connected_and_larger():
@@ -201,7 +200,7 @@ def test_paradox_untestable_without_a_2d_model():
 
 
 def test_slicewise_paragraph_gives_the_signed_difference():
-    paragraphs = report.discussion(_per_case(), None, _comparison([]))
+    paragraphs = _discussion(_per_case(), _comparison([]))
     slicewise = next(p for p in paragraphs if "slice-wise" in p.lower())
     assert "unet2d" in slicewise and "-0.020" in slicewise and "lower" in slicewise
 
@@ -216,14 +215,14 @@ def test_build_report_is_self_contained_and_escaped(tmp_path):
     flair = np.ones((6, 6, 6))
     truth = np.zeros((6, 6, 6), dtype=np.int16)
     truth[2:4, 2:4, 2:4] = 1
-    overlay_figs = {rank: report.overlays(flair, truth, {"unet2d": truth}, rank)
+    overlay_figs = {rank: overlays.overlays(flair, truth, {"unet2d": truth}, rank)
                     for rank in ("best", "median", "worst")}
     figures_dir = tmp_path / "figures"
     html_text = report.build_report(
         per_case=per_case, benchmark=benchmark, comparison=comparison, qc=qc,
         histories={m: _history() for m in MODELS},
         summaries={m: training_summary(m, gpus=1, trainable_parameters=99) for m in MODELS},
-        overlays=overlay_figs, provenance=report.provenance({"seed": 42, "models": list(MODELS)},
+        overlays=overlay_figs, provenance=provenance.provenance({"seed": 42, "models": list(MODELS)},
                                                              tmp_path),
         figures_dir=figures_dir,
     )
@@ -261,12 +260,12 @@ def test_provenance_without_git_or_dvc(tmp_path):
         "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n"
         "    - path: results/models/unet2d.keras\n      md5: abc123\n"
     )
-    info = report.provenance({"a": 1}, tmp_path)
+    info = provenance.provenance({"a": 1}, tmp_path)
     assert info["git revision"].startswith("unknown")
     assert "unet2d.keras" in info["dvc.lock md5s"] and "abc123" in info["dvc.lock md5s"]
     assert info["config"].strip() == "a: 1"
     assert info["version numpy"] == np.__version__
-    assert report.provenance({}, None)["dvc.lock md5s"] == "no dvc.lock"
+    assert provenance.provenance({}, None)["dvc.lock md5s"] == "no dvc.lock"
 
 
 def test_load_overlay_inputs_maps_label_3_only_for_brats2023(tmp_path):
@@ -276,9 +275,9 @@ def test_load_overlay_inputs_maps_label_3_only_for_brats2023(tmp_path):
     nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), affine), tmp_path / "f.nii.gz")
     nib.save(nib.Nifti1Image(labels, affine), tmp_path / "seg.nii.gz")
     paths = ("s", tmp_path / "f.nii.gz", tmp_path / "seg.nii.gz", {"m": tmp_path / "seg.nii.gz"})
-    _, truth, predictions = report.load_overlay_inputs(*paths)
+    _, truth, predictions = overlays.load_overlay_inputs(*paths)
     assert truth[1, 1, 1] == 3 and np.issubdtype(truth.dtype, np.integer)
-    flair, truth, predictions = report.load_overlay_inputs(*paths, label_convention="brats2023")
+    flair, truth, predictions = overlays.load_overlay_inputs(*paths, label_convention="brats2023")
     assert truth[1, 1, 1] == 4 and predictions["m"][1, 1, 1] == 4 and truth[2, 2, 2] == 2
     assert flair.dtype == np.float32
 

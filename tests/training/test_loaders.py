@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from brats_unet.labels import region_masks
-from brats_unet.training.loaders import (
-    PatchDataset,
-    SliceDataset,
-    SyncEpoch,
-    ValidationData,
-    crop,
-    open_case,
-)
+from brats_unet.training.loaders import PatchDataset, SliceDataset, SyncEpoch, ValidationData
+from brats_unet.training.patches import crop_padded, open_labelled_case
 
 
 def _write_case(folder, shape, tumour_centre=None, seed=0):
@@ -53,20 +47,20 @@ def cases(tmp_path):
     ]
 
 
-def test_open_case_memory_maps_and_checks_shapes(cases, tmp_path):
-    image, label = open_case(cases[0])
+def test_open_labelled_case_memory_maps_and_checks_shapes(cases, tmp_path):
+    image, label = open_labelled_case(cases[0])
     assert isinstance(image, np.memmap) and image.shape == (12, 20, 24, 4)
     assert label.dtype == np.uint8 and label.shape == (12, 20, 24)
     bad = _write_case(tmp_path / "bad", (4, 4, 4))
     np.save(bad / "label.npy", np.zeros((4, 4, 5), dtype=np.uint8))
     with pytest.raises(ValueError, match="expected image"):
-        open_case(bad)
+        open_labelled_case(bad)
 
 
-def test_crop_zero_fills_outside():
+def test_crop_padded_zero_fills_outside():
     a = np.arange(1, 7).reshape(2, 3)
-    np.testing.assert_array_equal(crop(a, (-1, 1), (3, 3)), [[0, 0, 0], [2, 3, 0], [5, 6, 0]])
-    np.testing.assert_array_equal(crop(a, (5, 0), (1, 2)), [[0, 0]])
+    np.testing.assert_array_equal(crop_padded(a, (-1, 1), (3, 3)), [[0, 0, 0], [2, 3, 0], [5, 6, 0]])
+    np.testing.assert_array_equal(crop_padded(a, (5, 0), (1, 2)), [[0, 0]])
 
 
 def test_patch_batches_shapes_and_dtypes(cases):
@@ -155,7 +149,7 @@ def _is_scaled_and_shifted(before, after, brain):
 def test_batch_scale_shift_equals_the_per_voxel_rule(channels):
     # The fast path (channel flags read as one integer) and the fallback both
     # give exactly where(any channel != 0, x * scale + shift, 0).
-    from brats_unet.training.loaders import _scale_shift
+    from brats_unet.training.patches import scale_shift
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 3, 5, 6, channels)).astype(np.float32)
@@ -164,20 +158,20 @@ def test_batch_scale_shift_equals_the_per_voxel_rule(channels):
     scale = rng.uniform(0.9, 1.1, (2, 1, 1, 1, channels)).astype(np.float32)
     shift = rng.uniform(-0.1, 0.1, (2, 1, 1, 1, channels)).astype(np.float32)
     expected = np.where(np.any(x != 0, axis=-1, keepdims=True), x * scale + shift, np.float32(0))
-    got = _scale_shift(x, scale, shift)
+    got = scale_shift(x, scale, shift)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
     # One sample with one (C,) row, and in place on a batch.
-    np.testing.assert_array_equal(_scale_shift(x[1], scale[1].ravel(), shift[1].ravel()), expected[1])
+    np.testing.assert_array_equal(scale_shift(x[1], scale[1].ravel(), shift[1].ravel()), expected[1])
     inplace = x.copy()
-    assert _scale_shift(inplace, scale, shift, out=inplace) is inplace
+    assert scale_shift(inplace, scale, shift, out=inplace) is inplace
     np.testing.assert_array_equal(inplace, expected)
 
 
 def test_region_table_matches_region_masks(cases):
-    from brats_unet.training.loaders import _patch
+    from brats_unet.training.patches import _patch
 
-    image, label = open_case(cases[0])
+    image, label = open_labelled_case(cases[0])
     x, y = _patch(image, label, (0, 0, 0), label.shape)
     np.testing.assert_array_equal(y, region_masks(np.asarray(label)).astype(np.float32))
     assert y.dtype == np.float32 and x.dtype == np.float32
@@ -262,8 +256,8 @@ class _KerasEpoch(keras.callbacks.Callback):
 
 
 def test_keras_fit_with_sync_epoch(cases):
-    from brats_unet.training.losses import SoftDiceBCELoss, region_dice_metrics
     from brats_unet.models.unets import build_model
+    from brats_unet.training.losses import SoftDiceBCELoss, region_dice_metrics
 
     train = _RecordingPatches(cases, patch_size=(8, 16, 16), batch_size=2, steps_per_epoch=2, workers=2)
     val = ValidationData(cases, patch_size=(8, 16, 16), batch_size=2)

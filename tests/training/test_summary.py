@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-from builders import training_summary
 
 from brats_unet.training.summary import FIELDS, read_training_summary, write_training_summary
+
+from builders import training_summary
 
 
 def test_round_trip_keeps_every_field(tmp_path: Path):

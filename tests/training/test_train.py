@@ -1,4 +1,4 @@
-"""Training: settings, precision and XLA choices, resumable state, and a real kill-and-resume."""
+"""Training: settings, a real kill-and-resume, and the same weights from the same seed."""
 
 from __future__ import annotations
 
@@ -15,14 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brats_unet.preprocessing.cases import preprocess_to_folder
 from brats_unet.data.subjects import discover_subjects
 from brats_unet.data.synthetic import generate_dataset
+from brats_unet.preprocessing.cases import preprocess_to_folder
+from brats_unet.training.settings import settings_for
 from brats_unet.training.summary import read_training_summary
-from brats_unet.training.train import (
-    prepare_state_dir, resolve_jit, resolve_precision, settings_for,
-    write_history,
-)
+
 from training_state import backed_up_epoch
 
 TRAINING = dict(precision="auto", jit_compile="auto", seed=3, epochs=2, steps_per_epoch=2,
@@ -31,21 +29,6 @@ TRAINING = dict(precision="auto", jit_compile="auto", seed=3, epochs=2, steps_pe
                 loader_workers=1)
 MODEL_3D = {"architecture": {"base_filters": 4, "depth": 3, "norm": "batch", "dropout": 0.0},
             "patch_size": [16, 32, 32], "batch_size": 2}
-
-
-def test_precision_follows_the_hardware_unless_forced():
-    assert resolve_precision("auto", n_gpus=0) == "float32"
-    assert resolve_precision("auto", n_gpus=1) == "mixed_float16"
-    assert resolve_precision("mixed_bfloat16", n_gpus=0) == "mixed_bfloat16"
-    with pytest.raises(ValueError, match="precision"):
-        resolve_precision("half", n_gpus=0)
-
-
-def test_xla_is_off_on_cpu_by_default():
-    assert resolve_jit("auto", n_gpus=0) is False
-    assert resolve_jit("auto", n_gpus=2) is True
-    assert resolve_jit("auto", n_gpus=1, backend="torch") is False
-    assert resolve_jit(True, n_gpus=0) is True
 
 
 def test_model_block_overrides_shared_training_settings():
@@ -65,25 +48,6 @@ def test_bad_patch_sizes_are_clear(model, patch, message):
         settings_for(model, TRAINING, dict(MODEL_3D, patch_size=patch))
 
 
-def test_state_of_other_settings_is_discarded(tmp_path: Path):
-    state = tmp_path / "state"
-    assert prepare_state_dir(state, "aaa") is False
-    (state / "backup").mkdir()
-    assert prepare_state_dir(state, "aaa") is False  # an empty backup is nothing to resume
-    _backup_pair(state / "backup", 2)
-    assert prepare_state_dir(state, "aaa") is True  # same run: resume
-    assert prepare_state_dir(state, "bbb") is False  # other settings: start over
-    assert not (state / "backup").exists()
-
-
-def test_history_keeps_one_row_per_epoch_the_last_one(tmp_path: Path):
-    raw = tmp_path / "raw.csv"
-    raw.write_text("epoch,loss\n0,0.9\n1,0.8\n1,0.7\n2,0.6\n")
-    rows = write_history(raw, tmp_path / "history.csv")
-    assert [(r["epoch"], r["loss"]) for r in rows] == [("0", "0.9"), ("1", "0.7"), ("2", "0.6")]
-    assert (tmp_path / "history.csv").read_text().splitlines()[0] == "epoch,loss"
-
-
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("train")
@@ -99,7 +63,8 @@ TRAIN_SCRIPT = textwrap.dedent("""
     import json, logging, sys
     from pathlib import Path
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)  # the job log's progress lines
-    from brats_unet.training.train import settings_for, train_model
+    from brats_unet.training.settings import settings_for
+    from brats_unet.training.train import train_model
     args = json.loads(sys.argv[1])
     out = Path(args["out"])
     summary = train_model(
@@ -182,45 +147,3 @@ def test_same_seed_gives_the_same_weights_bit_for_bit(cases, tmp_path: Path, cap
     assert len(weights[0]) == len(weights[1])
     for first, second in zip(*weights):
         np.testing.assert_array_equal(first, second)
-
-
-def _backup_pair(folder: Path, epoch, suffix: str = "") -> None:
-    import h5py
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with h5py.File(folder / f"latest.weights.h5{suffix}", "w") as handle:
-        handle["w"] = np.arange(3.0) + (epoch or 0)
-    (folder / f"training_metadata.json{suffix}").write_text(json.dumps({"epoch": epoch,
-                                                                      "batch": 0}))
-
-
-def test_a_torn_backup_falls_back_to_the_previous_one_or_is_dropped(tmp_path: Path):
-    from brats_unet.training.train import usable_backup
-
-    backup = tmp_path / "backup"
-    _backup_pair(backup, 3)
-    assert usable_backup(backup)  # complete: resume from epoch 3
-
-    _backup_pair(backup, 2, ".bkp")
-    (backup / "training_metadata.json").write_text('{"epo')  # killed while writing the epoch
-    assert usable_backup(backup)
-    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2
-
-    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n")  # killed while writing weights
-    (backup / "latest.weights.h5.bkp").write_bytes(b"")
-    assert not usable_backup(backup)
-    assert not backup.exists()  # nothing torn is trusted: training starts again
-
-
-def test_progress_line_gives_loss_dice_seconds_and_time_left():
-    from brats_unet.training.train import progress_line
-
-    logs = {"loss": 0.41234, "val_dice_wt": 0.9123, "val_dice_tc": 0.85, "val_dice_et": 0.8,
-            "val_dice_mean": 0.8541, "epoch_seconds": 12.04}
-    # median of 10, 12, 11 s = 11 s, times 7 epochs to go = 77 s
-    assert progress_line("unet3d", 3, 10, logs, [10.0, 12.0, 11.0]) == (
-        "unet3d: epoch 3/10, loss 0.4123, validation Dice WT 0.912 TC 0.850 ET 0.800 "
-        "(mean 0.854), 11.0 s, about 1 min 17 s left")
-    assert progress_line("unet2d", 10, 10, {"loss": 1.0}, [3600.0]) == (
-        "unet2d: epoch 10/10, loss 1.0000, 3600.0 s, about 0 s left")
-    assert progress_line("unet2d", 1, 40, {}, [3600.0]).endswith("about 39 h 0 min left")

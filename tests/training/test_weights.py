@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import pytest
-from builders import training_summary
 
 from brats_unet.config import config_problems
 from brats_unet.training.summary import write_training_summary
@@ -13,6 +12,8 @@ from brats_unet.training.weights import (
     publish_weights,
     sha256,
 )
+
+from builders import training_summary
 
 REPO = Path(__file__).resolve().parents[2]
 

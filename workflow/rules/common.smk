@@ -2,22 +2,20 @@
 import json
 from pathlib import Path
 
-from brats_unet.data.subjects import CONTRASTS, SUBJECT_PATTERN, SubjectFiles, discover_subjects
+from brats_unet.data.subjects import SUBJECT_PATTERN, discover_subjects, raw_subject_files
 from brats_unet.data.synthetic import subject_name
 from brats_unet.training.summary import read_training_summary
-from brats_unet.training.weights import missing_files
+from brats_unet.training.weights import missing_files, model_files
 
 SYNTHETIC_DIR = Path("data/synthetic")
 ENV = "../envs/brats-unet.yaml"
 
 
 def synthetic_subjects():
-    subjects = []
-    for index in range(1, config["synthetic"]["n_subjects"] + 1):
-        name = subject_name(index)
-        folder = SYNTHETIC_DIR / name
-        images = {c: folder / f"{name}_{c}.nii.gz" for c in CONTRASTS}
-        subjects.append(SubjectFiles(name, images, folder / f"{name}_seg.nii.gz"))
+    subjects = [
+        raw_subject_files(SYNTHETIC_DIR, subject_name(index))
+        for index in range(1, config["synthetic"]["n_subjects"] + 1)
+    ]
     return subjects, []
 
 
@@ -49,10 +47,7 @@ wildcard_constraints:
 def subject_inputs(wildcards):
     """The subject's files by role: flair, t1, t1ce, t2 and, if present, seg."""
     files = SUBJECT_FILES[wildcards.subject]
-    inputs = {contrast: str(path) for contrast, path in files.images.items()}
-    if files.label is not None:
-        inputs["seg"] = str(files.label)
-    return inputs
+    return {role: str(path) for role, path in files.by_role().items()}
 
 
 def discovery_exclusions():
@@ -102,8 +97,8 @@ if PRETRAINED and (missing := missing_files(MODELS_DIR, config["model_names"])):
 
 def model_file(model, suffix=".keras"):
     """A model's weights (.keras), training summary (.json) or history (.history.csv)."""
-    return f"{MODELS_DIR}/{model}{suffix}"
+    return str(model_files(MODELS_DIR, model)[suffix])
 
 
-def model_files(suffix):
+def every_model_file(suffix):
     return [model_file(model, suffix) for model in config["model_names"]]

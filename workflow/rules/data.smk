@@ -4,8 +4,8 @@
 rule synthesize_subject:
     output:
         **{
-            role: f"{SYNTHETIC_DIR}/{{subject}}/{{subject}}_{role}.nii.gz"
-            for role in (*CONTRASTS, "seg")
+            role: str(path)
+            for role, path in raw_subject_files(SYNTHETIC_DIR, "{subject}").by_role().items()
         },
     log:
         "logs/synthesize/{subject}.log",

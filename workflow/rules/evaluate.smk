@@ -60,7 +60,7 @@ rule evaluate:
 rule tables:
     input:
         metrics=expand("results/metrics/{model}.csv", model=config["model_names"]),
-        summaries=model_files(".json"),
+        summaries=every_model_file(".json"),
     output:
         per_case="results/per_case.csv",
         benchmark="results/benchmark.csv",

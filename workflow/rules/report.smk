@@ -8,8 +8,8 @@ rule report:
         comparison="results/comparison.csv",
         qc="results/qc/subjects.tsv",
         split="results/split.json",
-        histories=model_files(".history.csv"),
-        summaries=model_files(".json"),
+        histories=every_model_file(".history.csv"),
+        summaries=every_model_file(".json"),
         flair=lambda wildcards: [
             str(SUBJECT_FILES[s].images["flair"]) for s in split_subjects("test")
         ],

@@ -4,5 +4,6 @@
 - ``validation``: reading one subject's files and checking them before anything is computed.
 - ``qc``: the quality-control table, every subject found, included or excluded, and why.
 - ``split``: the patient-level train / validation / test split.
-- ``synthetic``: synthetic BraTS 2020-format cases, the embedded default and the tests' data.
+- ``synthetic``: synthetic BraTS 2020-format cases, the embedded default and the tests' data
+  (``anatomy``: the brain, tumour and contrasts; ``generate``: the cases and their files).
 """

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from brats_unet.io import atomic_path
 from brats_unet.data.subjects import Problem
+from brats_unet.io import atomic_path
 
 QC_COLUMNS = ["subject", "status", "has_label", "file", "problem", "note"]
 

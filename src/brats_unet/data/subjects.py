@@ -9,7 +9,8 @@ folder mixing two subjects' files is refused. A folder of NIfTI files named
 otherwise (``flair.nii.gz``, BraTS 2023's ``...-t2f.nii.gz``, nnU-Net's
 ``..._0000.nii.gz``) is excluded with the naming it should follow. Entries
 beside the subject folders (BraTS ships ``name_mapping.csv`` and
-``survival_info.csv``) are ignored and noted.
+``survival_info.csv``) are ignored and noted. :func:`raw_file_name` and
+:func:`raw_subject_files` spell this naming for whatever writes subject folders.
 
 A widely used copy of BraTS 2020 names BraTS20_Training_355's label map
 ``W39_1998.09.19_Segm.nii``: when no ``*_seg`` file exists, the one other NIfTI
@@ -45,6 +46,31 @@ class SubjectFiles:
     @property
     def has_label(self) -> bool:
         return self.label is not None
+
+    def by_role(self) -> dict[str, Path]:
+        """Role -> path: the contrasts in ``images`` order, then ``LABEL_SUFFIX`` if labelled."""
+        return {**self.images, **({LABEL_SUFFIX: self.label} if self.has_label else {})}
+
+
+def raw_file_name(subject: str, role: str, extension: str = ".nii.gz") -> str:
+    """BraTS name of one of a subject's files: ``<subject>_<role><extension>``.
+
+    ``role``: a contrast of :data:`CONTRASTS` or :data:`LABEL_SUFFIX`. ``extension``:
+    ``.nii.gz`` or ``.nii``.
+    """
+    return f"{subject}_{role}{extension}"
+
+
+def raw_subject_files(data_dir: str | os.PathLike, subject: str, *, extension: str = ".nii.gz",
+                      with_label: bool = True) -> SubjectFiles:
+    """Where a BraTS data folder keeps a subject's files: ``data_dir/<subject>/<subject>_<role>``
+    with ``extension``, the four contrasts in :data:`CONTRASTS` order and, if ``with_label``,
+    the label map. Paths only: nothing is read or checked.
+    """
+    folder = Path(data_dir) / subject
+    images = {c: folder / raw_file_name(subject, c, extension) for c in CONTRASTS}
+    label = folder / raw_file_name(subject, LABEL_SUFFIX, extension) if with_label else None
+    return SubjectFiles(subject=subject, images=images, label=label)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles
 from brats_unet.io import Geometry, geometry_of, read_nifti
 from brats_unet.labels import LABEL_SETS, check_convention, to_canonical
-from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles
 
 GZIP_MAGIC = b"\x1f\x8b"
 

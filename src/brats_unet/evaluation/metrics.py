@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from brats_unet.labels import REGION_LABELS, REGIONS
+from brats_unet.voxels import bounding_box, box_slices
 
 #: HD95 when exactly one of the masks is empty, in mm: the BraTS value, the
 #: diagonal of a 240 x 240 x 155 volume of 1 mm voxels,
@@ -58,16 +59,6 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(pred & truth) / total
 
 
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """Slices of the bounding box of a non-empty mask, grown by ``margin`` and clipped to the array."""
-    box = []
-    for axis in range(mask.ndim):
-        profile = mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis))
-        hits = np.flatnonzero(profile)
-        box.append(slice(max(hits[0] - margin, 0), min(hits[-1] + 1 + margin, mask.shape[axis])))
-    return tuple(box)
-
-
 def _surface(mask: np.ndarray) -> np.ndarray:
     """Mask voxels with a face neighbour outside the mask; border_value=0 makes the array border count as outside."""
     face = ndimage.generate_binary_structure(mask.ndim, 1)
@@ -98,7 +89,7 @@ def surface_distances_mm(
     # Both surfaces lie inside the union's box; the 1-voxel margin keeps a mask
     # voxel off the cropped border unless it was on the original border, so the
     # surfaces and hence the distances are exactly those of the full grid.
-    box = _bounding_box(pred | truth, margin=1)
+    box = box_slices(*bounding_box(pred | truth, margin=1))
     pred_surface = _surface(pred[box])
     truth_surface = _surface(truth[box])
     to_truth = ndimage.distance_transform_edt(~truth_surface, sampling=spacing)

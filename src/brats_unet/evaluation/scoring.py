@@ -18,31 +18,26 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from brats_unet.data.validation import InvalidSubject, read_label_map
 from brats_unet.evaluation.comparison import paired_comparison
+from brats_unet.evaluation.metrics import region_metrics, slicewise_dice
+from brats_unet.evaluation.volumetry import (
+    axis_consistency,
+    components,
+    region_volumes_ml,
+    volume_errors,
+)
 from brats_unet.io import Geometry, read_json
 from brats_unet.labels import REGIONS, region_masks
-from brats_unet.evaluation.metrics import region_metrics, slicewise_dice
-from brats_unet.data.validation import InvalidSubject, read_label_map
 from brats_unet.training.summary import TrainingSummary
-from brats_unet.evaluation.volumetry import (axis_consistency, components, region_volumes_ml,
-                                             volume_errors)
+from brats_unet.voxels import anatomical_axes
 
 #: Columns every per-case row has first (the issue's contract), then the rest.
 PER_CASE_COLUMNS = ["model", "subject", "region", "dice", "hd95_mm", "sensitivity",
                     "specificity", "volume_true_ml", "volume_pred_ml"]
-
-_AXIS_NAMES = {"L": "sagittal", "R": "sagittal", "A": "coronal", "P": "coronal",
-               "S": "axial", "I": "axial"}
-
-
-def anatomical_axes(affine: np.ndarray) -> tuple[str, str, str]:
-    """Which plane each voxel axis indexes: slices along an L-R axis are sagittal, and so on."""
-    return tuple(_AXIS_NAMES[code] for code in nib.aff2axcodes(affine))
-
 
 def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np.ndarray,
                   geometry: Geometry) -> list[dict[str, Any]]:

@@ -17,14 +17,14 @@ import itertools
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import keras
 import numpy as np
 
-from brats_unet.io import Geometry, save_nifti
+from brats_unet.io import save_nifti
 from brats_unet.labels import ENHANCING, NECROSIS, from_canonical, regions_to_labels
 from brats_unet.preprocessing.cases import restore_to_input_space
+from brats_unet.preprocessing.properties import CaseProperties
 
 #: Lowest Gaussian weight, relative to the peak: window corners still count a little,
 #: so every voxel of the volume has a positive weight sum.
@@ -289,7 +289,7 @@ def probabilities_to_labels(probabilities: np.ndarray, threshold: float | Sequen
     return labels
 
 
-def segment_case(model: keras.Model, image: np.ndarray, properties: dict[str, Any], *,
+def segment_case(model: keras.Model, image: np.ndarray, properties: CaseProperties, *,
                  spatial_dims: int, patch_size: Sequence[int] | None = None,
                  overlap: float = 0.5, batch_size: int | None = None, mirror: bool = False,
                  threshold: float | Sequence[float] = 0.5,
@@ -300,7 +300,7 @@ def segment_case(model: keras.Model, image: np.ndarray, properties: dict[str, An
         model, spatial_dims, patch_size, overlap, batch_size, mirror: as in
             :func:`predict_case`.
         image: float32 ``(k, j, i, channel)`` over the brain crop (``open_case``).
-        properties: the case's ``properties.json`` (crop box, geometry).
+        properties: the case's record (crop box, geometry).
         threshold, min_et_voxels: as in :func:`probabilities_to_labels`.
 
     Returns:
@@ -316,17 +316,17 @@ def segment_case(model: keras.Model, image: np.ndarray, properties: dict[str, An
     return restore_to_input_space(labels, properties), probabilities
 
 
-def write_segmentation(labels_ijk: np.ndarray, properties: dict[str, Any],
+def write_segmentation(labels_ijk: np.ndarray, properties: CaseProperties,
                        path: str | os.PathLike, label_convention: str = "brats2020") -> None:
     """Write canonical labels ``(i, j, k)`` as a uint8 NIfTI in the input's exact geometry.
 
     Args:
         labels_ijk: uint8 canonical labels in the input's shape (from :func:`segment_case`).
-        properties: the case's properties (``properties["geometry"]``: affine, pixdim in mm).
+        properties: the case's record (its ``geometry``: affine, pixdim in mm).
         path: ``.nii.gz`` (compressed) or ``.nii``.
         label_convention: "brats2020" or "brats2021" (ET = 4), "brats2023" (ET = 3) in the file.
     """
-    geometry = Geometry.from_json(properties["geometry"])
+    geometry = properties.geometry
     if tuple(labels_ijk.shape) != geometry.shape:
         raise ValueError(f"labels of shape {labels_ijk.shape} do not match the input's "
                          f"{geometry.shape}")
@@ -334,16 +334,16 @@ def write_segmentation(labels_ijk: np.ndarray, properties: dict[str, Any],
                pixdim=geometry.pixdim)
 
 
-def write_probabilities(probabilities_storage: np.ndarray, properties: dict[str, Any],
+def write_probabilities(probabilities_storage: np.ndarray, properties: CaseProperties,
                         path: str | os.PathLike) -> None:
     """Write WT, TC, ET probabilities as a float32 4D NIfTI ``(i, j, k, 3)`` in the input's space.
 
     Args:
         probabilities_storage: float32 ``(k, j, i, 3)`` over the crop (from
             :func:`segment_case`); 0 is written outside the crop.
-        properties: the case's properties (geometry, crop box).
+        properties: the case's record (geometry, crop box).
         path: output NIfTI path. The 4th axis has pixdim 1 (no unit).
     """
-    geometry = Geometry.from_json(properties["geometry"])
+    geometry = properties.geometry
     volume = restore_to_input_space(np.asarray(probabilities_storage, np.float32), properties)
     save_nifti(volume, geometry.affine, path, pixdim=tuple(geometry.pixdim) + (1.0,))

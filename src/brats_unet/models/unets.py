@@ -88,6 +88,30 @@ def _norm(norm: str, name: str):
     return layers.Identity(name=name)
 
 
+def _check_arguments(spatial_dims: int, norm: str, depth: int) -> None:
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+
+
+def _u_path(image, encoder, ups, concats, decoder):
+    """Down through ``encoder``, keeping each level's output as a skip, then up through
+    ``ups`` and ``decoder``, each level concatenating the upsampled features with its skip."""
+    x = image
+    skips = []
+    for block in encoder:
+        x = block(x)
+        skips.append(x)
+    x = skips.pop()  # the bottleneck is no skip
+    for level in reversed(range(len(decoder))):
+        x = concats[level]([ups[level](x), skips[level]])
+        x = decoder[level](x)
+    return x
+
+
 @keras.saving.register_keras_serializable(package="brats_unet")
 class UNet(keras.Model):
     """U-Net for ``spatial_dims`` 2 or 3, optionally with residual blocks.
@@ -123,13 +147,7 @@ class UNet(keras.Model):
         name: str = "unet",
         **kwargs,
     ):
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-
+        _check_arguments(spatial_dims, norm, depth)
         # === Layers ===
         conv = (layers.Conv2D, layers.Conv3D)[spatial_dims - 2]
         up_conv = (layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial_dims - 2]
@@ -161,17 +179,8 @@ class UNet(keras.Model):
 
         # === Functional graph ===
         image = keras.Input(shape=(None,) * spatial_dims + (in_channels,), name="image")
-        x = image
-        skips = []
-        for block in encoder:
-            x = block(x)
-            skips.append(x)
-        x = skips.pop()  # the bottleneck is no skip
-        for level in reversed(range(depth - 1)):
-            x = concats[level]([ups[level](x), skips[level]])
-            x = decoder[level](x)
-        outputs = sigmoid(head(x))
-        super().__init__(inputs=image, outputs=outputs, name=name, **kwargs)
+        features = _u_path(image, encoder, ups, concats, decoder)
+        super().__init__(inputs=image, outputs=sigmoid(head(features)), name=name, **kwargs)
 
         # === Config ===
         self.spatial_dims = spatial_dims

@@ -27,14 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from brats_unet.io import Geometry, atomic_directory, read_json, write_json
-from brats_unet.labels import REGION_LABELS, REGIONS
 from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles
 from brats_unet.data.validation import InvalidSubject, LoadedSubject, load_subject
+from brats_unet.io import atomic_directory, read_json, write_json
+from brats_unet.labels import REGION_LABELS, REGIONS
+from brats_unet.preprocessing.properties import (
+    PROPERTIES_FILE,
+    CaseProperties,
+    read_case_properties,
+    write_case_properties,
+)
+from brats_unet.voxels import bounding_box, box_slices
 
 IMAGE_FILE = "image.npy"
 LABEL_FILE = "label.npy"
-PROPERTIES_FILE = "properties.json"
 QC_FILE = "qc.json"
 STORAGE_AXES = "kji"
 
@@ -63,22 +69,9 @@ def tumour_voxels_outside(label: np.ndarray, mask: np.ndarray) -> int:
     return int(np.count_nonzero(label)) - int(np.count_nonzero(label[mask]))
 
 
-def bounding_box(mask: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """``(start, stop)`` of the smallest box holding every true voxel (stop exclusive)."""
-    if not mask.any():
-        raise ValueError("cannot take the bounding box of an empty mask")
-    start, stop = [], []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        start.append(int(hits[0]))
-        stop.append(int(hits[-1]) + 1)
-    return tuple(start), tuple(stop)
-
-
 def crop(array: np.ndarray, start: tuple[int, ...], stop: tuple[int, ...]) -> np.ndarray:
-    """The box ``[start, stop)`` of the leading ``len(start)`` axes."""
-    return array[tuple(slice(a, b) for a, b in zip(start, stop))]
+    """The box ``[start, stop)`` of the leading ``len(start)`` axes (a view, not a copy)."""
+    return array[box_slices(start, stop)]
 
 
 def uncrop(array: np.ndarray, start: tuple[int, ...], original_shape: tuple[int, ...],
@@ -127,7 +120,7 @@ def from_storage(volume: np.ndarray) -> np.ndarray:
 class PreprocessedCase:
     image: np.ndarray  # float32 (k, j, i, channel)
     label: np.ndarray | None  # uint8 (k, j, i)
-    properties: dict[str, Any]
+    properties: CaseProperties
 
 
 def preprocess_subject(subject: LoadedSubject) -> PreprocessedCase:
@@ -159,19 +152,10 @@ def preprocess_subject(subject: LoadedSubject) -> PreprocessedCase:
         region_voxels = {r: int(per_label[list(REGION_LABELS[r])].sum()) for r in REGIONS}
         region_voxels["outside_brain"] = outside
 
-    properties = {
-        "subject": subject.subject,
-        "geometry": subject.geometry.to_json(),
-        "crop_start": list(start),
-        "crop_stop": list(stop),
-        "storage_axes": STORAGE_AXES,
-        "channels": list(CONTRASTS),
-        "cropped_shape_ijk": [b - a for a, b in zip(start, stop)],
-        "brain_voxels": int(mask.sum()),
-        "intensity": stats,
-        "has_label": label is not None,
-        "region_voxels": region_voxels,
-    }
+    properties = CaseProperties(
+        subject=subject.subject, geometry=subject.geometry, crop_start=start, crop_stop=stop,
+        storage_axes=STORAGE_AXES, channels=CONTRASTS, brain_voxels=int(mask.sum()),
+        intensity=stats, has_label=label is not None, region_voxels=region_voxels)
     return PreprocessedCase(image=image, label=label, properties=properties)
 
 
@@ -202,14 +186,14 @@ def write_case(case: PreprocessedCase, out_dir: str | os.PathLike, *,
                label_file: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write a preprocessed case folder atomically (arrays, properties, QC record); return the
     QC record (``label_file`` names the label map in its note, if any)."""
-    record = qc_record(case.properties["subject"], has_label=case.label is not None,
-                       note=case_note((case.properties["region_voxels"] or {}).get(
+    record = qc_record(case.properties.subject, has_label=case.label is not None,
+                       note=case_note((case.properties.region_voxels or {}).get(
                            "outside_brain", 0), label_file))
     with atomic_directory(out_dir) as tmp:
         np.save(tmp / IMAGE_FILE, case.image, allow_pickle=False)
         if case.label is not None:
             np.save(tmp / LABEL_FILE, case.label, allow_pickle=False)
-        write_json(case.properties, tmp / PROPERTIES_FILE)
+        write_case_properties(case.properties, tmp / PROPERTIES_FILE)
         write_json(record, tmp / QC_FILE)
     return record
 
@@ -237,21 +221,16 @@ def open_arrays(case_dir: str | os.PathLike, mmap: bool = True
 
 
 def open_case(case_dir: str | os.PathLike, mmap: bool = True
-              ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+              ) -> tuple[np.ndarray, np.ndarray | None, CaseProperties]:
     """``(image, label or None, properties)`` of a preprocessed case, memory-mapped by default."""
-    return *open_arrays(case_dir, mmap), read_json(Path(case_dir) / PROPERTIES_FILE)
+    return *open_arrays(case_dir, mmap), read_case_properties(case_dir)
 
 
-def geometry_of_case(properties: dict[str, Any]) -> Geometry:
-    return Geometry.from_json(properties["geometry"])
-
-
-def restore_to_input_space(volume_storage: np.ndarray, properties: dict[str, Any],
+def restore_to_input_space(volume_storage: np.ndarray, properties: CaseProperties,
                            fill: float | int = 0) -> np.ndarray:
     """A volume in storage axes over the crop, back in the input's shape and axes ``(i, j, k, ...)``."""
-    geometry = geometry_of_case(properties)
-    return uncrop(from_storage(volume_storage), tuple(properties["crop_start"]),
-                  geometry.shape, fill=fill)
+    return uncrop(from_storage(volume_storage), properties.crop_start, properties.geometry.shape,
+                  fill=fill)
 
 
 def preprocess_to_folder(files: SubjectFiles, out_dir: str | os.PathLike, *,

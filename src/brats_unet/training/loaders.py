@@ -1,11 +1,7 @@
 """Training and validation batches from preprocessed cases, as Keras PyDatasets.
 
-A preprocessed case is a folder holding ``image.npy`` (float32
-``(Z, Y, X, 4)``: axial axis first, channels flair, t1, t1ce, t2, z-scored in
-the brain and 0 outside), ``label.npy`` (uint8 ``(Z, Y, X)``, canonical BraTS
-2020 labels) and ``properties.json`` (geometry, not read here).
-
-Batches are ``(x, y)``: ``x`` float32 ``(B, Z, Y, X, 4)`` (3D) or
+Cases are read through :mod:`brats_unet.training.patches` (the case's files are described
+there). Batches are ``(x, y)``: ``x`` float32 ``(B, Z, Y, X, 4)`` (3D) or
 ``(B, Y, X, 4)`` (2D axial slices), ``y`` float32 region masks with the same
 spatial shape and 3 channels (WT, TC, ET, see :func:`brats_unet.labels.region_masks`).
 
@@ -29,148 +25,20 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from brats_unet.labels import region_masks
-from brats_unet.preprocessing.cases import open_arrays
+from brats_unet.training.patches import (
+    N_CHANNELS,
+    REGION_TABLE,
+    draw_augmentation,
+    open_labelled_case,
+    read_patch,
+    region_targets,
+    scale_shift,
+    start_range,
+    view_or_crop_padded,
+)
 
-N_CHANNELS = 4
 #: At most this many tumour voxels per case are kept as candidate patch centres.
 MAX_TUMOUR_VOXELS = 20_000
-#: Augmentation ranges: per-channel intensity scale and shift (z-score units).
-INTENSITY_SCALE = (0.9, 1.1)
-INTENSITY_SHIFT = (-0.1, 0.1)
-# uint8 label value -> float32 WT, TC, ET masks: one table lookup instead of three
-# np.isin per patch, built from region_masks so that the two cannot disagree.
-_REGION_TABLE = region_masks(np.arange(256, dtype=np.uint8)).astype(np.float32)
-
-
-def open_case(case_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Memory-map a labelled case's ``(image (Z, Y, X, 4) float32, label (Z, Y, X) uint8)``.
-
-    Nothing is read until indexed. Raises ValueError on a case without labels
-    or with inconsistent shapes.
-    """
-    image, label = open_arrays(case_dir)
-    if label is None:
-        raise ValueError(f"{case_dir}: no label map; it cannot be trained or validated on")
-    if image.ndim != 4 or image.shape[-1] != N_CHANNELS or label.shape != image.shape[:3]:
-        raise ValueError(
-            f"{case_dir}: expected image (Z, Y, X, {N_CHANNELS}) and label (Z, Y, X), "
-            f"got {image.shape} and {label.shape}"
-        )
-    return image, label
-
-
-def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndarray:
-    """``array[start : start + size]`` on the leading axes, zero-filled outside the array.
-
-    ``start`` may be negative or run past the end: that is how cases smaller
-    than the patch get padded (with 0, i.e. background and label 0). Only the
-    overlap is read, so memory-mapped volumes stay mostly on disk.
-    """
-    out = np.zeros(tuple(size) + array.shape[len(size) :], dtype=array.dtype)
-    src, dst = [], []
-    for s, n, dim in zip(start, size, array.shape):
-        lo, hi = max(s, 0), min(s + n, dim)
-        if hi <= lo:
-            return out
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - s, hi - s))
-    out[tuple(dst)] = array[tuple(src)]
-    return out
-
-
-def _view_or_crop(array: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndarray:
-    """:func:`crop`, but a view (no copy) when the box lies inside the array; the caller
-    copies it once into the batch."""
-    if all(0 <= s and s + n <= d for s, n, d in zip(start, size, array.shape)):
-        return array[tuple(slice(s, s + n) for s, n in zip(start, size))]
-    return crop(array, start, size)
-
-
-def read_patch(case_dir: str | Path, start, size) -> tuple[np.ndarray, np.ndarray]:
-    """``(x (*size, 4) float32, y (*size, 3) float32 WT/TC/ET masks)`` of a case at ``start``.
-
-    ``start`` and ``size`` are ``(z, y, x)`` voxels; see :func:`crop` for out-of-bounds.
-    """
-    return _patch(*open_case(case_dir), start, size)
-
-
-def _patch(image: np.ndarray, label: np.ndarray, start, size) -> tuple[np.ndarray, np.ndarray]:
-    x = crop(image, start, size).astype(np.float32, copy=False)
-    return x, _region_targets(crop(label, start, size))
-
-
-def _region_targets(label: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """float32 WT, TC, ET masks on a new last axis, written into ``out`` if given."""
-    if label.dtype == np.uint8:
-        return np.take(_REGION_TABLE, label, axis=0, out=out)
-    masks = region_masks(label)
-    if out is None:
-        return masks.astype(np.float32)
-    out[...] = masks
-    return out
-
-
-def _start_range(dim: int, size: int) -> tuple[int, int]:
-    """Inclusive bounds of a patch start along one axis.
-
-    A patch larger than the case may sit anywhere that still covers it whole.
-    """
-    return min(0, dim - size), max(0, dim - size)
-
-
-def _draw_augmentation(x, y, rng: np.random.Generator, flip_axes):
-    """Random flips (the same for image and labels; views) and a per-channel intensity scale
-    and shift, drawn in this order from ``rng`` (so batches stay those of earlier versions)."""
-    for axis in flip_axes:
-        if rng.random() < 0.5:
-            x = np.flip(x, axis)
-            y = np.flip(y, axis)
-    scale = rng.uniform(*INTENSITY_SCALE, size=x.shape[-1]).astype(np.float32)
-    shift = rng.uniform(*INTENSITY_SHIFT, size=x.shape[-1]).astype(np.float32)
-    return x, y, scale, shift
-
-
-def _scale_shift(x: np.ndarray, scale: np.ndarray, shift: np.ndarray,
-                 out: np.ndarray | None = None) -> np.ndarray:
-    """``x * scale + shift`` inside the brain, exactly 0 outside (as at inference).
-
-    ``x`` is one sample ``(..., C)`` with ``scale`` and ``shift`` of shape
-    ``(C,)``, or a batch ``(B, ..., C)`` with one row per sample, shaped
-    ``(B, 1, ..., 1, C)``. Outside the brain every channel is 0, so ``x * scale``
-    is 0 there already and only the shift needs the mask. ``out`` (C-contiguous
-    float32) may be ``x`` itself.
-    """
-    brain = _any_channel(x)
-    if out is None:
-        out = np.array(x, dtype=np.float32)
-    elif out is not x:
-        out[...] = x
-    # Broadcasting a 4-value row over (..., 4) runs NumPy's inner loop 4 values at a
-    # time; rows tiled to 256 voxels make it long (2.6x faster on a 3D batch).
-    channels = out.shape[-1]
-    samples = out.shape[0] if np.ndim(scale) > 1 else 1
-    voxels = out.size // (samples * channels)
-    k = math.gcd(voxels, 256)
-    wide = out.reshape(samples, voxels // k, k * channels)
-    mask = np.repeat(brain.reshape(samples, voxels // k, k), channels, axis=-1)
-
-    def tile(row):
-        return np.tile(np.reshape(row, (samples, 1, channels)), (1, 1, k))
-
-    np.multiply(wide, tile(scale), out=wide)
-    np.add(wide, tile(shift), out=wide, where=mask)
-    return out
-
-
-def _any_channel(x: np.ndarray) -> np.ndarray:
-    """``np.any(x != 0, axis=-1, keepdims=True)``; for 1, 2, 4 or 8 channels the channels' flags
-    are read as one unsigned integer per voxel, several times faster than reducing a short axis."""
-    nonzero = np.ascontiguousarray(x != 0)
-    channels = nonzero.shape[-1]
-    if channels in (1, 2, 4, 8):
-        return nonzero.view(f"u{channels}") != 0
-    return nonzero.any(axis=-1, keepdims=True)
 
 
 class _Case:
@@ -179,7 +47,7 @@ class _Case:
     def __init__(self, case_dir: str | Path, max_tumour_voxels: int):
         self.case_dir = Path(case_dir)
         self._arrays = None
-        _, label = open_case(self.case_dir)
+        _, label = open_labelled_case(self.case_dir)
         self.shape = label.shape
         tumour = np.flatnonzero(np.asarray(label))
         # An even stride keeps the centres spread over the tumour, without randomness.
@@ -192,14 +60,15 @@ class _Case:
         """The case's memory maps, opened once per process (parsing the .npy headers
         took a third of a 2D sample's time)."""
         if self._arrays is None:
-            self._arrays = open_case(self.case_dir)
+            self._arrays = open_labelled_case(self.case_dir)
         return self._arrays
 
     def __getstate__(self):
         # Worker processes get the path and reopen the maps themselves.
         return {**self.__dict__, "_arrays": None}
 
-    def tumour_centre(self, rng: np.random.Generator) -> tuple[int, ...]:
+    def random_tumour_voxel(self, rng: np.random.Generator) -> tuple[int, ...]:
+        """One of the kept tumour voxels, drawn uniformly: ``(z, y, x)``."""
         flat = self.tumour_voxels[rng.integers(self.tumour_voxels.size)]
         return tuple(int(i) for i in np.unravel_index(flat, self.shape))
 
@@ -270,19 +139,19 @@ class PatchDataset(keras.utils.PyDataset):
         # Each sample is written straight into the batch; the masks are looked up
         # from the (flipped) uint8 labels there, not built and then copied.
         x = np.empty((self.batch_size, *self.patch_size, N_CHANNELS), np.float32)
-        y = np.empty((self.batch_size, *self.patch_size, len(_REGION_TABLE[0])), np.float32)
+        y = np.empty((self.batch_size, *self.patch_size, len(REGION_TABLE[0])), np.float32)
         scales, shifts = [], []
         for j in range(self.batch_size):
             image, label, *intensity = self._sample(
                 np.random.default_rng([self.seed, self.epoch, int(index), j]))
             x[j] = image
-            _region_targets(label, out=y[j])
+            region_targets(label, out=y[j])
             if intensity:
                 scales.append(intensity[0])
                 shifts.append(intensity[1])
         if self.augment:
             per_sample = (self.batch_size,) + (1,) * (x.ndim - 2) + (N_CHANNELS,)
-            _scale_shift(x, np.stack(scales).reshape(per_sample),
+            scale_shift(x, np.stack(scales).reshape(per_sample),
                          np.stack(shifts).reshape(per_sample), out=x)
         return x, y
 
@@ -293,9 +162,9 @@ class PatchDataset(keras.utils.PyDataset):
         """``(image, label)`` patch views, plus the intensity ``(scale, shift)`` when augmenting
         (the caller applies it, and turns the labels into region masks)."""
         case = self.cases[rng.integers(len(self.cases))]
-        bounds = [_start_range(d, s) for d, s in zip(case.shape, self.patch_size)]
+        bounds = [start_range(d, s) for d, s in zip(case.shape, self.patch_size)]
         if rng.random() < self.tumour_fraction and case.tumour_voxels.size:
-            centre = case.tumour_centre(rng)
+            centre = case.random_tumour_voxel(rng)
             start = [
                 int(np.clip(c - s // 2, lo, hi))
                 for c, s, (lo, hi) in zip(centre, self.patch_size, bounds)
@@ -303,10 +172,10 @@ class PatchDataset(keras.utils.PyDataset):
         else:
             start = [int(rng.integers(lo, hi + 1)) for lo, hi in bounds]
         image, label = case.arrays()
-        x = _view_or_crop(image, start, self.patch_size)
-        labels = _view_or_crop(label, start, self.patch_size)
+        x = view_or_crop_padded(image, start, self.patch_size)
+        labels = view_or_crop_padded(label, start, self.patch_size)
         if self.augment:
-            return _draw_augmentation(x, labels, rng, self._flip_axes)
+            return draw_augmentation(x, labels, rng, self._flip_axes)
         return x, labels
 
 
@@ -368,7 +237,7 @@ class SliceDataset(PatchDataset):
 
 
 def _common_slice_size(case_dirs) -> tuple[int, int]:
-    sizes = {open_case(d)[1].shape[1:] for d in case_dirs}
+    sizes = {open_labelled_case(d)[1].shape[1:] for d in case_dirs}
     if len(sizes) != 1:
         raise ValueError(f"cases differ in slice size {sorted(sizes)}; pass slice_size")
     return sizes.pop()
@@ -415,7 +284,7 @@ class ValidationData(keras.utils.PyDataset):
         # (case index, patch start); built once, read in order.
         self.items: list[tuple[int, tuple[int, ...]]] = []
         for i, case_dir in enumerate(self.case_dirs):
-            label = np.asarray(open_case(case_dir)[1])
+            label = np.asarray(open_labelled_case(case_dir)[1])
             self.items += [(i, s) for s in self._starts(label, background_slices)]
 
     def _starts(self, label: np.ndarray, background_slices: int) -> list[tuple[int, ...]]:
@@ -424,7 +293,7 @@ class ValidationData(keras.utils.PyDataset):
             centre = (tumour.min(axis=0) + tumour.max(axis=0)) // 2
         else:
             centre = np.array(label.shape) // 2
-        bounds = [_start_range(d, s) for d, s in zip(label.shape, self.patch_size)]
+        bounds = [start_range(d, s) for d, s in zip(label.shape, self.patch_size)]
         start = [
             int(np.clip(c - s // 2, lo, hi))
             for c, s, (lo, hi) in zip(centre, self.patch_size, bounds)

@@ -1,40 +1,20 @@
-"""Synthetic BraTS 2020-format cases: a skull-stripped brain with a glioma, four contrasts, labels.
+"""The synthetic brain, its tumour and their contrasts: random parameters in mm, then the grid.
 
-The anatomy is defined in millimetres in a frame centred on the brain, so one
-``(seed, index)`` gives the same brain and tumour at any voxel size: a case of
-``(96, 96, 64)`` voxels of ``(2, 2, 2.4)`` mm is a downsampled version of the same
-case at ``(240, 240, 155)`` x 1 mm. Only the per-voxel noise depends on the grid.
-The brain is about 130 x 160 x 120 mm; a field of view too small for it (below
-about 160 x 190 x 148 mm) shrinks the whole anatomy uniformly so that it fits.
-
-Each case draws from ``np.random.default_rng([seed, index])``, so cases are
-independent of one another (one Snakemake job per case) and equal arguments give
-equal arrays and byte-identical files (on one software stack: vectorised
-``exp``/``tanh`` and BLAS may round differently on another CPU, which can move a
-boundary voxel).
-
-Axis order is the files' ``(i, j, k)``: i left-right, j anterior-posterior, k
-inferior-superior (axial slices along k). The affine is BraTS-like,
-``diag(-si, -sj, sk)`` (LPS voxel axes).
+Drawing (``draw_head``, ``draw_tumour``, ``draw_appearance``) uses no grid, so the same
+draws give the same anatomy at every voxel size; ``brain_tissues``, ``add_tumour`` and
+``render`` then evaluate it on a grid given as 1-D coordinate arrays in mm, axis order
+``(i, j, k)``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from brats_unet.io import save_nifti
 from brats_unet.labels import ENHANCING, NECROSIS, OEDEMA
-from brats_unet.data.subjects import CONTRASTS
-
-BRATS_SHAPE: tuple[int, int, int] = (240, 240, 155)
-#: World position (mm) of the centre of the volume, near that of a BraTS (SRI24) brain.
-WORLD_CENTRE_MM: tuple[float, float, float] = (0.0, -18.0, 18.0)
 
 #: Tissue classes of the (private) tissue map; the index is the class value.
 TISSUES: tuple[str, ...] = (
@@ -59,42 +39,6 @@ _FIT_MARGIN_MM = 4.0          # gap kept between the brain and the edge of the f
 _PARTIAL_VOLUME_SIGMA_MM = 0.7
 _BIAS_LENGTH_MM = 120.0       # bias-field coordinates are mm / this, so |u| < 1 over the brain
 _BIAS_MAX_LOG = math.log(1.2)  # bias stays within about +-20 %
-
-
-@dataclass(frozen=True, eq=False)
-class SyntheticCase:
-    """One generated subject.
-
-    ``images``: contrast -> int16 volume ``(i, j, k)``, 0 outside the brain and >= 1
-    inside (so the brain mask is the non-zero voxels). ``label``: uint8 BraTS 2020
-    labels {0, 1, 2, 4}. ``affine``: 4x4 voxel-to-world (mm). ``pixdim``: voxel size (mm).
-    """
-
-    images: dict[str, np.ndarray]
-    label: np.ndarray
-    affine: np.ndarray
-    pixdim: tuple[float, float, float]
-    has_enhancing: bool
-
-
-def subject_name(index: int) -> str:
-    """BraTS 2020 training name: 1 -> ``BraTS20_Training_001`` (more digits from 1000 on)."""
-    if index < 0:
-        raise ValueError(f"subject index must be >= 0, got {index}")
-    return f"BraTS20_Training_{index:03d}"
-
-
-def brats_affine(*, shape: tuple[int, int, int], spacing_mm: tuple[float, float, float],
-                 centre_mm: tuple[float, float, float] = WORLD_CENTRE_MM) -> np.ndarray:
-    """BraTS-like voxel-to-world affine ``diag(-si, -sj, sk)``, in mm.
-
-    ``spacing_mm``: voxel size. ``centre_mm``: world position of the volume centre.
-    """
-    linear = np.diag([-spacing_mm[0], -spacing_mm[1], spacing_mm[2]]).astype(float)
-    affine = np.eye(4)
-    affine[:3, :3] = linear
-    affine[:3, 3] = np.asarray(centre_mm, float) - linear @ ((np.asarray(shape, float) - 1) / 2)
-    return affine
 
 
 # --- smooth random fields -------------------------------------------------------------
@@ -158,7 +102,9 @@ def _squared_distance(axes_mm: tuple[np.ndarray, ...], centre_mm: np.ndarray | t
 # --- random parameters (no grid involved) ----------------------------------------------
 
 @dataclass(frozen=True, eq=False)
-class _Head:
+class Head:
+    """The healthy brain's parameters, in mm."""
+
     offset_mm: np.ndarray          # brain centre relative to the volume centre
     semi_axes_mm: np.ndarray       # brain ellipsoid (LR, AP, SI)
     surface_amplitude: float       # relative radial bump of the brain surface
@@ -171,7 +117,9 @@ class _Head:
 
 
 @dataclass(frozen=True, eq=False)
-class _Tumour:
+class Tumour:
+    """The glioma's parameters, in mm in the brain frame."""
+
     centre_mm: np.ndarray
     core_radius_mm: float
     rim_mm: float                  # mean enhancing rim thickness
@@ -192,14 +140,17 @@ class _Tumour:
 
 
 @dataclass(frozen=True, eq=False)
-class _Appearance:
+class Appearance:
+    """One contrast's intensities, bias field and noise level for one case."""
+
     intensities: np.ndarray        # per tissue, relative
     scale: float                   # arbitrary scanner units per relative unit
     bias: np.ndarray               # log-bias polynomial: x, y, z, x2, y2, z2, xy, xz, yz
     noise_fraction: float          # noise sigma / scale
 
 
-def _draw_head(rng: np.random.Generator) -> _Head:
+def draw_head(rng: np.random.Generator) -> Head:
+    """Brain size, surface, cortex folds and ventricles, drawn from ``rng``."""
     semi = np.array([rng.uniform(62, 70), rng.uniform(76, 84), rng.uniform(56, 64)])
     offset = rng.uniform(-2, 2, size=3)
     amplitude = rng.uniform(0.03, 0.06)
@@ -216,12 +167,14 @@ def _draw_head(rng: np.random.Generator) -> _Head:
          np.array([half_width, rng.uniform(18, 28), rng.uniform(7, 12)]))
         for side in (-1.0, 1.0)
     )
-    return _Head(offset_mm=offset, semi_axes_mm=semi, surface_amplitude=amplitude, surface=surface,
-                 csf_rim_mm=csf_rim, cortex_mm=cortex, fold_mm=fold, folds=folds,
-                 ventricles=ventricles)
+    return Head(offset_mm=offset, semi_axes_mm=semi, surface_amplitude=amplitude, surface=surface,
+                csf_rim_mm=csf_rim, cortex_mm=cortex, fold_mm=fold, folds=folds,
+                ventricles=ventricles)
 
 
-def _draw_tumour(rng: np.random.Generator, head: _Head, *, no_et_probability: float) -> _Tumour:
+def draw_tumour(rng: np.random.Generator, head: Head, *, no_et_probability: float) -> Tumour:
+    """A tumour inside ``head``, drawn from ``rng``; without enhancing part with probability
+    ``no_et_probability``."""
     has_enhancing = bool(rng.random() >= no_et_probability)
     # Log-uniform radius: small tumours as common as large ones, volumes like BraTS
     # (whole tumour about 10-400 ml, median near 100 ml).
@@ -245,31 +198,32 @@ def _draw_tumour(rng: np.random.Generator, head: _Head, *, no_et_probability: fl
     oedema_shape = _draw_field(rng, centre_mm=centre, spacing_mm=12.0,
                                half_extent_mm=np.full(3, oedema * (1 + oedema_amp)))
     rim_shape = _draw_field(rng, centre_mm=centre, half_extent_mm=core_half, spacing_mm=8.0)
-    return _Tumour(centre_mm=centre, core_radius_mm=core, rim_mm=rim, rim_amplitude=rim_amp,
-                   oedema_radius_mm=oedema, core_amplitude=core_amp, oedema_amplitude=oedema_amp,
-                   core_shape=core_shape, oedema_shape=oedema_shape, rim_shape=rim_shape,
-                   has_enhancing=has_enhancing)
+    return Tumour(centre_mm=centre, core_radius_mm=core, rim_mm=rim, rim_amplitude=rim_amp,
+                  oedema_radius_mm=oedema, core_amplitude=core_amp, oedema_amplitude=oedema_amp,
+                  core_shape=core_shape, oedema_shape=oedema_shape, rim_shape=rim_shape,
+                  has_enhancing=has_enhancing)
 
 
-def _draw_appearance(rng: np.random.Generator, contrast: str) -> _Appearance:
+def draw_appearance(rng: np.random.Generator, contrast: str) -> Appearance:
+    """``contrast``'s look in one case (a key of ``RELATIVE_INTENSITY``), drawn from ``rng``."""
     base = np.asarray(RELATIVE_INTENSITY[contrast], float)
     intensities = base * rng.uniform(0.95, 1.05, size=base.size)  # small per-case variation
     raw = rng.uniform(-1, 1, size=9)
     bias = raw / np.abs(raw).sum() * rng.uniform(0.3, 1.0) * _BIAS_MAX_LOG
-    return _Appearance(intensities=intensities, scale=rng.uniform(300, 3000), bias=bias,
-                       noise_fraction=rng.uniform(0.015, 0.04))
+    return Appearance(intensities=intensities, scale=rng.uniform(300, 3000), bias=bias,
+                      noise_fraction=rng.uniform(0.015, 0.04))
 
 
 # --- rendering -------------------------------------------------------------------------
 
-def _fit_scale(head: _Head, field_of_view_mm: np.ndarray) -> float:
+def fit_scale(head: Head, field_of_view_mm: np.ndarray) -> float:
     """Uniform shrink factor (<= 1) that keeps the brain inside the field of view."""
     extent = np.abs(head.offset_mm) + head.semi_axes_mm * (1 + head.surface_amplitude)
     room = field_of_view_mm / 2 - _FIT_MARGIN_MM
     return float(min(1.0, np.min(room / extent)))
 
 
-def _brain_tissues(head: _Head, axes_mm: tuple[np.ndarray, ...]) -> np.ndarray:
+def brain_tissues(head: Head, axes_mm: tuple[np.ndarray, ...]) -> np.ndarray:
     """Tissue map (uint8, ``TISSUES`` values) of the healthy brain.
 
     ``axes_mm``: voxel coordinates along each axis in the brain frame (mm).
@@ -298,7 +252,7 @@ def _brain_tissues(head: _Head, axes_mm: tuple[np.ndarray, ...]) -> np.ndarray:
     return tissue
 
 
-def _add_tumour(tissue: np.ndarray, tumour: _Tumour, axes_mm: tuple[np.ndarray, ...]) -> np.ndarray:
+def add_tumour(tissue: np.ndarray, tumour: Tumour, axes_mm: tuple[np.ndarray, ...]) -> np.ndarray:
     """Write the tumour into ``tissue`` (in place) and return the BraTS 2020 label map (uint8)."""
     label = np.zeros(tissue.shape, np.uint8)
     box = _box(axes_mm, tumour.centre_mm, np.full(3, tumour.reach_mm))
@@ -345,8 +299,8 @@ def _log_bias(coeffs: np.ndarray, axes_mm: tuple[np.ndarray, ...]) -> np.ndarray
         + (cz * z + czz * z * z + cxz * x * z) + cyz * y * z
 
 
-def _render(tissue: np.ndarray, brain: np.ndarray, look: _Appearance, noise: np.ndarray, *,
-            axes_mm: tuple[np.ndarray, ...], spacing_mm: tuple[float, float, float]) -> np.ndarray:
+def render(tissue: np.ndarray, brain: np.ndarray, look: Appearance, noise: np.ndarray, *,
+           axes_mm: tuple[np.ndarray, ...], spacing_mm: tuple[float, float, float]) -> np.ndarray:
     """One contrast (int16): tissue means, partial-volume blur, bias, Rician noise, skull-stripped.
 
     ``noise``: (2, number of brain voxels) standard normal draws.
@@ -362,93 +316,3 @@ def _render(tissue: np.ndarray, brain: np.ndarray, look: _Appearance, noise: np.
     out = np.zeros(tissue.shape, np.int16)
     out[brain] = np.clip(np.rint(magnitude), 1, np.iinfo(np.int16).max)
     return out
-
-
-def _generate(*, seed: int, index: int, shape: tuple[int, int, int],
-              spacing_mm: tuple[float, float, float],
-              no_et_probability: float) -> tuple[SyntheticCase, np.ndarray]:
-    """The case and its tissue map (uint8, ``TISSUES`` values)."""
-    if seed < 0 or index < 0:
-        raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
-    if not 0.0 <= no_et_probability <= 1.0:
-        raise ValueError(f"no_et_probability must be in [0, 1], got {no_et_probability}")
-    shape = tuple(int(n) for n in shape)
-    spacing_mm = tuple(float(s) for s in spacing_mm)
-    if len(shape) != 3 or len(spacing_mm) != 3 or min(shape) < 1 or min(spacing_mm) <= 0:
-        raise ValueError(f"need 3 positive sizes, got shape={shape}, spacing_mm={spacing_mm}")
-
-    rng = np.random.default_rng([seed, index])
-    # Every draw that shapes the case comes before the grid-sized noise draws, so
-    # the anatomy does not depend on the grid.
-    head = _draw_head(rng)
-    tumour = _draw_tumour(rng, head, no_et_probability=no_et_probability)
-    looks = {c: _draw_appearance(rng, c) for c in CONTRASTS}
-
-    physical = tuple((np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing_mm))
-    scale = _fit_scale(head, np.asarray(shape) * np.asarray(spacing_mm))
-    brain_frame = tuple(p / scale - o for p, o in zip(physical, head.offset_mm))
-    tissue = _brain_tissues(head, brain_frame)
-    label = _add_tumour(tissue, tumour, brain_frame)
-    brain = tissue != _BG
-
-    n_brain = int(np.count_nonzero(brain))
-    images = {}
-    for contrast in CONTRASTS:
-        noise = rng.standard_normal((2, n_brain), dtype=np.float32)
-        images[contrast] = _render(tissue, brain, looks[contrast], noise,
-                                   axes_mm=physical, spacing_mm=spacing_mm)
-    case = SyntheticCase(
-        images=images,
-        label=label,
-        affine=brats_affine(shape=shape, spacing_mm=spacing_mm),
-        pixdim=spacing_mm,
-        has_enhancing=tumour.has_enhancing,
-    )
-    return case, tissue
-
-
-def generate_case(*, seed: int, index: int, shape: tuple[int, int, int] = BRATS_SHAPE,
-                  spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                  no_et_probability: float = 0.2) -> SyntheticCase:
-    """Generate one synthetic BraTS 2020-format case.
-
-    ``seed``, ``index``: non-negative; the case depends on nothing else but the
-    grid. ``shape``: voxels ``(i, j, k)``. ``spacing_mm``: voxel size in mm.
-    ``no_et_probability``: chance that the tumour has no enhancing part (then its
-    core is all label 1). The whole tumour (WT) is never empty, nor is ET when present.
-    """
-    case, _ = _generate(seed=seed, index=index, shape=shape, spacing_mm=spacing_mm,
-                        no_et_probability=no_et_probability)
-    return case
-
-
-def write_case(case: SyntheticCase, out_dir: str | os.PathLike, subject: str) -> dict[str, Path]:
-    """Write ``out_dir/subject/subject_{flair,t1,t1ce,t2,seg}.nii.gz``; returns role -> path."""
-    folder = Path(out_dir) / subject
-    volumes = {**{c: case.images[c] for c in CONTRASTS}, "seg": case.label}
-    written = {}
-    for role, data in volumes.items():
-        path = folder / f"{subject}_{role}.nii.gz"
-        save_nifti(data, case.affine, path, pixdim=case.pixdim)
-        written[role] = path
-    return written
-
-
-def generate_dataset(out_dir: str | os.PathLike, *, n: int, seed: int,
-                     shape: tuple[int, int, int] = BRATS_SHAPE,
-                     spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                     no_et_probability: float = 0.2, start_index: int = 1) -> list[str]:
-    """Write ``n`` cases (indices ``start_index`` on) as BraTS subject folders; returns the names.
-
-    ``shape``, ``spacing_mm`` (mm), ``no_et_probability``: as in :func:`generate_case`.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    names = []
-    for index in range(start_index, start_index + n):
-        name = subject_name(index)
-        case = generate_case(seed=seed, index=index, shape=shape, spacing_mm=spacing_mm,
-                             no_et_probability=no_et_probability)
-        write_case(case, out_dir, name)
-        names.append(name)
-    return names

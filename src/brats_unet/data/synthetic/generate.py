@@ -1,0 +1,156 @@
+"""Synthetic cases: one ``(seed, index)`` drawn and rendered on a grid, and written as BraTS files.
+
+The recipe is :func:`_generate`: every draw that shapes the case (``anatomy``'s head,
+tumour and contrasts) comes before the grid-sized noise draws. The files follow
+:func:`brats_unet.data.subjects.raw_subject_files`, the one spelling of the BraTS naming.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brats_unet.data.subjects import CONTRASTS, LABEL_SUFFIX, raw_subject_files
+from brats_unet.data.synthetic.anatomy import (
+    TISSUES,
+    add_tumour,
+    brain_tissues,
+    draw_appearance,
+    draw_head,
+    draw_tumour,
+    fit_scale,
+    render,
+)
+from brats_unet.io import save_nifti
+
+BRATS_SHAPE: tuple[int, int, int] = (240, 240, 155)
+#: World position (mm) of the centre of the volume, near that of a BraTS (SRI24) brain.
+WORLD_CENTRE_MM: tuple[float, float, float] = (0.0, -18.0, 18.0)
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticCase:
+    """One generated subject.
+
+    ``images``: contrast -> int16 volume ``(i, j, k)``, 0 outside the brain and >= 1
+    inside (so the brain mask is the non-zero voxels). ``label``: uint8 BraTS 2020
+    labels {0, 1, 2, 4}. ``affine``: 4x4 voxel-to-world (mm). ``pixdim``: voxel size (mm).
+    """
+
+    images: dict[str, np.ndarray]
+    label: np.ndarray
+    affine: np.ndarray
+    pixdim: tuple[float, float, float]
+    has_enhancing: bool
+
+
+def subject_name(index: int) -> str:
+    """BraTS 2020 training name: 1 -> ``BraTS20_Training_001`` (more digits from 1000 on)."""
+    if index < 0:
+        raise ValueError(f"subject index must be >= 0, got {index}")
+    return f"BraTS20_Training_{index:03d}"
+
+
+def brats_affine(*, shape: tuple[int, int, int], spacing_mm: tuple[float, float, float],
+                 centre_mm: tuple[float, float, float] = WORLD_CENTRE_MM) -> np.ndarray:
+    """BraTS-like voxel-to-world affine ``diag(-si, -sj, sk)``, in mm.
+
+    ``spacing_mm``: voxel size. ``centre_mm``: world position of the volume centre.
+    """
+    linear = np.diag([-spacing_mm[0], -spacing_mm[1], spacing_mm[2]]).astype(float)
+    affine = np.eye(4)
+    affine[:3, :3] = linear
+    affine[:3, 3] = np.asarray(centre_mm, float) - linear @ ((np.asarray(shape, float) - 1) / 2)
+    return affine
+
+
+def _generate(*, seed: int, index: int, shape: tuple[int, int, int],
+              spacing_mm: tuple[float, float, float],
+              no_et_probability: float) -> tuple[SyntheticCase, np.ndarray]:
+    """The case and its tissue map (uint8, ``TISSUES`` values)."""
+    if seed < 0 or index < 0:
+        raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
+    if not 0.0 <= no_et_probability <= 1.0:
+        raise ValueError(f"no_et_probability must be in [0, 1], got {no_et_probability}")
+    shape = tuple(int(n) for n in shape)
+    spacing_mm = tuple(float(s) for s in spacing_mm)
+    if len(shape) != 3 or len(spacing_mm) != 3 or min(shape) < 1 or min(spacing_mm) <= 0:
+        raise ValueError(f"need 3 positive sizes, got shape={shape}, spacing_mm={spacing_mm}")
+
+    rng = np.random.default_rng([seed, index])
+    # Every draw that shapes the case comes before the grid-sized noise draws, so
+    # the anatomy does not depend on the grid.
+    head = draw_head(rng)
+    tumour = draw_tumour(rng, head, no_et_probability=no_et_probability)
+    looks = {c: draw_appearance(rng, c) for c in CONTRASTS}
+
+    physical = tuple((np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing_mm))
+    scale = fit_scale(head, np.asarray(shape) * np.asarray(spacing_mm))
+    brain_frame = tuple(p / scale - o for p, o in zip(physical, head.offset_mm))
+    tissue = brain_tissues(head, brain_frame)
+    label = add_tumour(tissue, tumour, brain_frame)
+    brain = tissue != TISSUES.index("background")
+
+    n_brain = int(np.count_nonzero(brain))
+    images = {}
+    for contrast in CONTRASTS:
+        noise = rng.standard_normal((2, n_brain), dtype=np.float32)
+        images[contrast] = render(tissue, brain, looks[contrast], noise,
+                                  axes_mm=physical, spacing_mm=spacing_mm)
+    case = SyntheticCase(
+        images=images,
+        label=label,
+        affine=brats_affine(shape=shape, spacing_mm=spacing_mm),
+        pixdim=spacing_mm,
+        has_enhancing=tumour.has_enhancing,
+    )
+    return case, tissue
+
+
+def generate_case(*, seed: int, index: int, shape: tuple[int, int, int] = BRATS_SHAPE,
+                  spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                  no_et_probability: float = 0.2) -> SyntheticCase:
+    """Generate one synthetic BraTS 2020-format case.
+
+    ``seed``, ``index``: non-negative; the case depends on nothing else but the
+    grid. ``shape``: voxels ``(i, j, k)``. ``spacing_mm``: voxel size in mm.
+    ``no_et_probability``: chance that the tumour has no enhancing part (then its
+    core is all label 1). The whole tumour (WT) is never empty, nor is ET when present.
+    """
+    case, _ = _generate(seed=seed, index=index, shape=shape, spacing_mm=spacing_mm,
+                        no_et_probability=no_et_probability)
+    return case
+
+
+def write_raw_case(case: SyntheticCase, out_dir: str | os.PathLike,
+                   subject: str) -> dict[str, Path]:
+    """Write ``case`` as the BraTS subject folder ``out_dir/<subject>/``, one ``.nii.gz`` per
+    contrast and the label map (``<subject>_seg``); returns role -> path, contrasts first."""
+    written = raw_subject_files(out_dir, subject).by_role()
+    for role, path in written.items():
+        data = case.label if role == LABEL_SUFFIX else case.images[role]
+        save_nifti(data, case.affine, path, pixdim=case.pixdim)
+    return written
+
+
+def generate_dataset(out_dir: str | os.PathLike, *, n: int, seed: int,
+                     shape: tuple[int, int, int] = BRATS_SHAPE,
+                     spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                     no_et_probability: float = 0.2, start_index: int = 1) -> list[str]:
+    """Write ``n`` cases (indices ``start_index`` on) as BraTS subject folders; returns the names.
+
+    ``shape``, ``spacing_mm`` (mm), ``no_et_probability``: as in :func:`generate_case`.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    names = []
+    for index in range(start_index, start_index + n):
+        name = subject_name(index)
+        case = generate_case(seed=seed, index=index, shape=shape, spacing_mm=spacing_mm,
+                             no_et_probability=no_et_probability)
+        write_raw_case(case, out_dir, name)
+        names.append(name)
+    return names
