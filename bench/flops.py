@@ -95,6 +95,7 @@ def _check() -> None:
     import torch
 
     from brats_unet.models.unets import build_model, count_trainable_parameters
+
     from reference import TorchUNet
 
     # Hand count: a depth-1 2D U-Net is one block and the head; on a 4 x 4 patch,

@@ -32,6 +32,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from brats_unet.training.settings import TrainingSettings  # noqa: E402
 from brats_unet.training.train import build_for_training  # noqa: E402
+
 from reference import TorchUNet, soft_dice_bce_from_logits  # noqa: E402
 
 CASES = {  # model: (patch, batch) as on real data

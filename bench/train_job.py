@@ -31,9 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train_throughput import make_cases
-
 from timing import run_worker  # bench/ is sys.path[0] when this file runs
+from train_throughput import make_cases
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

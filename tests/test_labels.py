@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from brats_unet.labels import from_canonical, region_masks, regions_to_labels, to_canonical
+from brats_unet.labels import (
+    from_canonical,
+    ordered_regions,
+    region_masks,
+    region_rank,
+    regions_to_labels,
+    to_canonical,
+)
 
 
 def test_regions_are_nested_the_brats_way():
@@ -41,3 +48,9 @@ def test_2021_labels_are_the_2020_values():
 def test_unknown_convention():
     with pytest.raises(ValueError, match="unknown label convention"):
         to_canonical(np.zeros(2), "brats2019")
+
+
+def test_regions_sort_wt_tc_et_first_then_others_by_name():
+    assert ordered_regions(["ET", "necrosis", "WT", "ET", "cavity", "TC"]) == [
+        "WT", "TC", "ET", "cavity", "necrosis"]
+    assert [region_rank(r) for r in ("WT", "TC", "ET", "other")] == [0, 1, 2, 3]

@@ -24,6 +24,17 @@ REGION_LABELS: dict[str, tuple[int, ...]] = {
     "ET": (ENHANCING,),
 }
 
+
+def region_rank(region: str) -> int:
+    """Where ``region`` sorts: WT, TC, ET in that order, any other name after them."""
+    return REGIONS.index(region) if region in REGIONS else len(REGIONS)
+
+
+def ordered_regions(regions) -> list[str]:
+    """The distinct regions of ``regions``: WT, TC, ET first, then any other by name."""
+    return sorted(dict.fromkeys(map(str, regions)), key=lambda r: (region_rank(r), r))
+
+
 #: Allowed label values of each convention, as found in files.
 LABEL_SETS: dict[str, frozenset[int]] = {
     "brats2020": frozenset({0, 1, 2, 4}),

@@ -109,6 +109,7 @@ def cpu_description() -> str:
     shown = " ".join(f for f in VECTOR_FLAGS if f in flags) or "none of " + "/".join(VECTOR_FLAGS)
     return f"{model}, {len(os.sched_getaffinity(0))} CPUs usable, {shown}"
 
+
 #: Thread pools of numerical libraries, read when each library loads (numpy is loaded before
 #: :func:`limit_threads` runs: these reach libraries loaded later and child processes).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

@@ -37,7 +37,7 @@ def plane_axes(affine: np.ndarray | None) -> dict[str, int]:
     """
     axes = {plane: axis for axis, plane in enumerate(anatomical_axes(affine)) if plane}
     if sorted(axes.values()) != [0, 1, 2]:
-        return {"sagittal": 0, "coronal": 1, "axial": 2}
+        return plane_axes(None)
     return axes
 
 

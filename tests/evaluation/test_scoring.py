@@ -88,3 +88,12 @@ def test_benchmark_and_comparison_tables():
     assert comparison["mean_difference"].tolist() == pytest.approx([0.2] * 3)
     assert metrics["b"]["ET"]["dice_mean"] == pytest.approx(0.715)
     assert benchmark_table(per_case, summaries).equals(bench)
+
+
+def test_a_case_whose_affine_names_no_axial_axis_is_refused_by_name():
+    prediction, truth = _labels()
+    degenerate = Geometry(GEOMETRY.shape, np.array([[1.0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 3, 0],
+                                                    [0, 0, 0, 1]]), GEOMETRY.pixdim)
+    with pytest.raises(ValueError, match="m/s: the affine does not say which voxel axis"):
+        evaluate_case(model="m", subject="s", prediction=prediction, truth=truth,
+                      geometry=degenerate)

@@ -255,3 +255,15 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path: Path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~mask
+
+
+def test_properties_whose_crop_shape_disagrees_with_the_box_are_refused(data_dir: Path, tmp_path):
+    write_subject(data_dir, NAME)
+    (files,) = discover_subjects(data_dir).subjects
+    out = tmp_path / "pre" / NAME
+    preprocess_to_folder(files, out)
+    written = read_json(out / PROPERTIES_FILE)
+    written["cropped_shape_ijk"][0] += 1
+    write_json(written, out / PROPERTIES_FILE)
+    with pytest.raises(ValueError, match="cropped_shape_ijk .* is not crop_stop - crop_start"):
+        read_case_properties(out)

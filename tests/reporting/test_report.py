@@ -125,10 +125,10 @@ def test_overlays_grid_and_tumour_centre():
     truth[7, 5, 3] = 4
     predictions = {"unet2d": truth.copy(), "unet3d": np.zeros(shape, dtype=np.int16)}
     assert overlays.tumour_centre_of_mass(truth) == (7, 5, 3)
-    fig = overlays.overlays(flair, truth, predictions, "s1", affine=np.diag([-1.0, -1.0, 2.0, 1.0]))
+    fig = overlays.overlay_figure(flair, truth, predictions, "s1", affine=np.diag([-1.0, -1.0, 2.0, 1.0]))
     assert len(fig.axes) == 9  # (truth + 2 models) x 3 planes
     with pytest.raises(ValueError, match="shape"):
-        overlays.overlays(flair, truth, {"bad": np.zeros((2, 2, 2))}, "s1")
+        overlays.overlay_figure(flair, truth, {"bad": np.zeros((2, 2, 2))}, "s1")
 
 
 def test_pick_cases_uses_mean_over_models_and_breaks_ties_by_name():
@@ -215,15 +215,15 @@ def test_build_report_is_self_contained_and_escaped(tmp_path):
     flair = np.ones((6, 6, 6))
     truth = np.zeros((6, 6, 6), dtype=np.int16)
     truth[2:4, 2:4, 2:4] = 1
-    overlay_figs = {rank: overlays.overlays(flair, truth, {"unet2d": truth}, rank)
+    overlay_figs = {rank: overlays.overlay_figure(flair, truth, {"unet2d": truth}, rank)
                     for rank in ("best", "median", "worst")}
     figures_dir = tmp_path / "figures"
     html_text = report.build_report(
         per_case=per_case, benchmark=benchmark, comparison=comparison, qc=qc,
         histories={m: _history() for m in MODELS},
         summaries={m: training_summary(m, gpus=1, trainable_parameters=99) for m in MODELS},
-        overlays=overlay_figs, provenance=provenance.provenance({"seed": 42, "models": list(MODELS)},
-                                                             tmp_path),
+        overlays=overlay_figs,
+        provenance=provenance.collect_provenance({"seed": 42, "models": list(MODELS)}, tmp_path),
         figures_dir=figures_dir,
     )
     assert html_text.startswith("<!DOCTYPE html>")
@@ -260,12 +260,12 @@ def test_provenance_without_git_or_dvc(tmp_path):
         "schema: '2.0'\nstages:\n  train:\n    cmd: x\n    outs:\n"
         "    - path: results/models/unet2d.keras\n      md5: abc123\n"
     )
-    info = provenance.provenance({"a": 1}, tmp_path)
+    info = provenance.collect_provenance({"a": 1}, tmp_path)
     assert info["git revision"].startswith("unknown")
     assert "unet2d.keras" in info["dvc.lock md5s"] and "abc123" in info["dvc.lock md5s"]
     assert info["config"].strip() == "a: 1"
     assert info["version numpy"] == np.__version__
-    assert provenance.provenance({}, None)["dvc.lock md5s"] == "no dvc.lock"
+    assert provenance.collect_provenance({}, None)["dvc.lock md5s"] == "no dvc.lock"
 
 
 def test_load_overlay_inputs_maps_label_3_only_for_brats2023(tmp_path):
@@ -300,3 +300,19 @@ def test_run_summary_says_why_each_model_ran_on_its_back_end_and_on_which_cpu():
                      "<li>unet3d trained on tensorflow: auto: no GPU; &lt;fast&gt;</li>",
                      "<li>Training CPU: AMD EPYC, 2 CPUs usable, avx2 fma</li>"]
     assert report._machine_lines({"unet3d": training_summary(backend_reason=None, cpu="")}) == []
+
+
+def test_the_report_takes_2d_and_3d_from_the_summaries_in_the_configs_order(tmp_path):
+    per_case = _per_case(components_of=lambda m, s: 3 if m == "unet2d" else 1)
+    config_order = ("unet2d", "unet3d", "resunet3d")
+
+    def discussion_of(summaries) -> str:
+        page = report.build_report(
+            per_case=per_case, benchmark=_benchmark(per_case), comparison=_comparison([]),
+            qc=None, histories={}, summaries=summaries, figures_dir=tmp_path, figures={})
+        return page.split("<h2>Discussion</h2>")[1].split("<h2>")[0]
+
+    both = discussion_of({m: training_summary(m) for m in config_order})
+    assert "the 3D models (unet3d/resunet3d)" in both and "For the 2D model unet2d" in both
+    only_3d = discussion_of({m: training_summary(m) for m in config_order[1:]})
+    assert "a 2D model (none in this run) and a 3D model (unet3d, resunet3d)" in only_3d

@@ -82,7 +82,8 @@ def model_patch(model):
 # Trained here (results/models/, written by rule train) or pulled (pretrained_dir, written by
 # no rule: pulled files' new modification times then never trigger retraining).
 PRETRAINED = config["weights"] == "pretrained"
-MODELS_DIR = config["pretrained_dir"] if PRETRAINED else "results/models"
+TRAINED_DIR = "results/models"
+MODELS_DIR = config["pretrained_dir"] if PRETRAINED else TRAINED_DIR
 
 if PRETRAINED and (missing := missing_files(MODELS_DIR, config["model_names"])):
     raise WorkflowError(
@@ -98,6 +99,11 @@ if PRETRAINED and (missing := missing_files(MODELS_DIR, config["model_names"])):
 def model_file(model, suffix=".keras"):
     """A model's weights (.keras), training summary (.json) or history (.history.csv)."""
     return str(model_files(MODELS_DIR, model)[suffix])
+
+
+def trained_file(suffix):
+    """What rule train writes for the {model} wildcard: weights, history or summary."""
+    return str(model_files(TRAINED_DIR, "{model}")[suffix])
 
 
 def every_model_file(suffix):

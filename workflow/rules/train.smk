@@ -6,9 +6,9 @@ rule train:
         split="results/split.json",
         cases=expand("results/preprocessed/{subject}", subject=sorted(SUBJECT_FILES)),
     output:
-        weights=str(model_files("results/models", "{model}")[".keras"]),
-        history=str(model_files("results/models", "{model}")[".history.csv"]),
-        summary=str(model_files("results/models", "{model}")[".json"]),
+        weights=trained_file(".keras"),
+        history=trained_file(".history.csv"),
+        summary=trained_file(".json"),
     log:
         "logs/train/{model}.log",
     benchmark:

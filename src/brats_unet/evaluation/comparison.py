@@ -81,6 +81,13 @@ ALPHA = 0.05
 MIN_SUBJECTS_FOR_POWER = 6
 #: Differences of means smaller than this count as equal in the paradox test.
 _EPS = 1e-12
+#: A mean Dice difference smaller than this is called "about equal" (slice-wise against
+#: per-case Dice): below the third decimal the tables print.
+ABOUT_EQUAL_DICE = 5e-4
+
+
+def about_equal(dice_difference: float) -> bool:
+    return abs(dice_difference) < ABOUT_EQUAL_DICE
 
 
 def smallest_wilcoxon_p(n_subjects: int) -> float:

@@ -244,4 +244,3 @@ def slicewise_dice(
     per_slice[occupied] = 2.0 * intersection[occupied] / total[occupied]
     averaged = per_slice if include_empty else per_slice[occupied]
     return float(averaged.mean()) if averaged.size else 1.0
-

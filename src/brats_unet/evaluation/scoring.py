@@ -31,13 +31,14 @@ from brats_unet.evaluation.volumetry import (
     volume_errors,
 )
 from brats_unet.io import Geometry, read_json
-from brats_unet.labels import REGIONS, region_masks
+from brats_unet.labels import region_masks, region_rank
 from brats_unet.training.summary import TrainingSummary
-from brats_unet.voxels import anatomical_axes
+from brats_unet.voxels import anatomical_axes, axis_codes
 
 #: Columns every per-case row has first (the issue's contract), then the rest.
 PER_CASE_COLUMNS = ["model", "subject", "region", "dice", "hd95_mm", "sensitivity",
                     "specificity", "volume_true_ml", "volume_pred_ml"]
+
 
 def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np.ndarray,
                   geometry: Geometry) -> list[dict[str, Any]]:
@@ -51,7 +52,11 @@ def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np
                          f"the label map's {truth.shape}")
     spacing = tuple(geometry.pixdim[:3])
     axes = anatomical_axes(geometry.affine)
-    axial = axes.index("axial") if "axial" in axes else 2
+    if None in axes or len(set(axes)) != 3:
+        raise ValueError(f"{model}/{subject}: the affine does not say which voxel axis is "
+                         f"sagittal, coronal and axial (axis codes "
+                         f"{axis_codes(geometry.affine)})")
+    axial = axes.index("axial")
     pred_masks, true_masks = region_masks(prediction), region_masks(truth)
     vol_true, vol_pred = region_volumes_ml(truth, spacing), region_volumes_ml(prediction, spacing)
     rows = []
@@ -121,9 +126,9 @@ def benchmark_table(per_case: pd.DataFrame,
                         ("backend", "backend"), ("precision", "precision"),
                         ("best_epoch", "best_epoch"), ("best_val_dice_mean", "best_val_dice_mean")):
         table[column] = table["model"].map(lambda m, k=key: getattr(summaries[m], k))
-    order = {r: i for i, r in enumerate(REGIONS)}
-    return table.sort_values(["model", "region"], key=lambda s: s.map(order) if s.name == "region"
-                             else s).reset_index(drop=True)
+    return table.sort_values(["model", "region"],
+                             key=lambda s: s.map(region_rank) if s.name == "region" else s
+                             ).reset_index(drop=True)
 
 
 def metrics_json(benchmark: pd.DataFrame) -> dict[str, Any]:

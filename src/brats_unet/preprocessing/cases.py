@@ -32,7 +32,6 @@ from brats_unet.data.validation import InvalidSubject, LoadedSubject, load_subje
 from brats_unet.io import atomic_directory, read_json, write_json
 from brats_unet.labels import REGION_LABELS, REGIONS
 from brats_unet.preprocessing.properties import (
-    PROPERTIES_FILE,
     CaseProperties,
     read_case_properties,
     write_case_properties,
@@ -78,8 +77,7 @@ def uncrop(array: np.ndarray, start: tuple[int, ...], original_shape: tuple[int,
            fill: float | int = 0) -> np.ndarray:
     """Put a cropped array back at ``start`` in an array of ``original_shape`` (leading axes)."""
     out = np.full(tuple(original_shape) + array.shape[len(original_shape):], fill, dtype=array.dtype)
-    stop = [a + s for a, s in zip(start, array.shape)]
-    out[tuple(slice(a, b) for a, b in zip(start, stop))] = array
+    out[box_slices(start, [a + s for a, s in zip(start, array.shape)])] = array
     return out
 
 
@@ -193,7 +191,7 @@ def write_case(case: PreprocessedCase, out_dir: str | os.PathLike, *,
         np.save(tmp / IMAGE_FILE, case.image, allow_pickle=False)
         if case.label is not None:
             np.save(tmp / LABEL_FILE, case.label, allow_pickle=False)
-        write_case_properties(case.properties, tmp / PROPERTIES_FILE)
+        write_case_properties(case.properties, tmp)
         write_json(record, tmp / QC_FILE)
     return record
 

@@ -57,8 +57,9 @@ class CaseProperties:
 KEYS = (*(f.name for f in dataclasses.fields(CaseProperties)), "cropped_shape_ijk")
 
 
-def write_case_properties(properties: CaseProperties, path: str | os.PathLike) -> None:
-    write_json(properties.to_json(), path)
+def write_case_properties(properties: CaseProperties, case_dir: str | os.PathLike) -> None:
+    """Write ``properties.json`` into the case folder ``case_dir``."""
+    write_json(properties.to_json(), Path(case_dir) / PROPERTIES_FILE)
 
 
 def read_case_properties(case_dir: str | os.PathLike) -> CaseProperties:
@@ -73,7 +74,7 @@ def read_case_properties(case_dir: str | os.PathLike) -> CaseProperties:
     if missing or unknown:
         raise ValueError(f"{path}: not a case's properties of this version: "
                          f"missing keys {missing}, unknown keys {unknown}")
-    return CaseProperties(
+    properties = CaseProperties(
         subject=record["subject"],
         geometry=Geometry.from_json(record["geometry"]),
         crop_start=tuple(int(a) for a in record["crop_start"]),
@@ -85,3 +86,7 @@ def read_case_properties(case_dir: str | os.PathLike) -> CaseProperties:
         has_label=bool(record["has_label"]),
         region_voxels=record["region_voxels"],
     )
+    if list(properties.cropped_shape_ijk) != list(record["cropped_shape_ijk"]):
+        raise ValueError(f"{path}: cropped_shape_ijk {record['cropped_shape_ijk']} is not "
+                         f"crop_stop - crop_start {list(properties.cropped_shape_ijk)}")
+    return properties

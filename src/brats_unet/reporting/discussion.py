@@ -14,13 +14,14 @@ import pandas as pd
 from brats_unet.evaluation.comparison import (
     PARADOX_COLUMNS,
     PairVerdict,
+    about_equal,
     mean_dice_ranking,
     pair_verdict,
     paradox_test,
     smallest_wilcoxon_p,
     underpowered,
 )
-from brats_unet.reporting.figures import regions_of
+from brats_unet.labels import ordered_regions
 
 
 def format_p(p: float) -> str:
@@ -80,7 +81,7 @@ def best_model_paragraph(per_case: pd.DataFrame, comparison: pd.DataFrame, regio
 
 
 def _describe_gap(gap: float) -> str:
-    if abs(gap) < 5e-4:
+    if about_equal(gap):
         return f"about equal to per-case Dice (mean difference {gap:+.4f})"
     return (f"{'higher' if gap > 0 else 'lower'} than per-case Dice by {abs(gap):.3f} on "
             f"average (slice-wise - per-case = {gap:+.3f})")
@@ -100,7 +101,7 @@ def slicewise_paragraph(per_case: pd.DataFrame, models_2d: Sequence[str]) -> str
         sentences.append(
             f"For the 2D model {model}, slice-wise Dice was "
             f"{_describe_gap(float(rows['gap'].mean()))}; per region: "
-            + ", ".join(f"{r} {per_region[r]:+.3f}" for r in regions_of(rows)) + "."
+            + ", ".join(f"{r} {per_region[r]:+.3f}" for r in ordered_regions(rows["region"])) + "."
         )
     by_model = data.groupby("model")["gap"].mean()
     sentences.append(
@@ -115,6 +116,10 @@ def slicewise_paragraph(per_case: pd.DataFrame, models_2d: Sequence[str]) -> str
     return " ".join(sentences)
 
 
+def _names(models: Sequence[str]) -> str:
+    return ", ".join(models) or "none in this run"
+
+
 def paradox_paragraph(per_case: pd.DataFrame, models_2d: Sequence[str],
                       models_3d: Sequence[str], region: str = "WT") -> str:
     """The 'Volume-Dice paradox' claim, tested on this run or said to be untestable."""
@@ -123,7 +128,7 @@ def paradox_paragraph(per_case: pd.DataFrame, models_2d: Sequence[str],
     test = paradox_test(per_case, models_2d, models_3d, region)
     if test is None:
         return (f"{claim} It cannot be tested on this run: it needs {region} rows of both a 2D "
-                f"model ({', '.join(models_2d)}) and a 3D model ({', '.join(models_3d)}) "
+                f"model ({_names(models_2d)}) and a 3D model ({_names(models_3d)}) "
                 f"with {', '.join(PARADOX_COLUMNS)}.")
     m2, m3 = test.means_2d, test.means_3d
     numbers = (
@@ -160,7 +165,8 @@ def discussion(per_case: pd.DataFrame, comparison: pd.DataFrame, *,
     error of the 3D models against the 2D ones. The means are computed from
     ``per_case`` so that they match the paired tests.
     """
-    paragraphs = [best_model_paragraph(per_case, comparison, r) for r in regions_of(per_case)]
+    paragraphs = [best_model_paragraph(per_case, comparison, r)
+                  for r in ordered_regions(per_case["region"])]
     slicewise = slicewise_paragraph(per_case, models_2d)
     if slicewise:
         paragraphs.append(slicewise)

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from brats_unet.labels import REGIONS  # noqa: E402
+from brats_unet.labels import ordered_regions  # noqa: E402
 
 #: What each standard figure shows, under it in the report.
 FIGURE_CAPTIONS: dict[str, str] = {
@@ -36,13 +36,13 @@ FIGURE_CAPTIONS: dict[str, str] = {
 
 def regions_of(per_case: pd.DataFrame) -> list[str]:
     """The regions present, WT, TC, ET first, then any other by name."""
-    present = list(dict.fromkeys(per_case["region"].astype(str)))
-    return [r for r in REGIONS if r in present] + sorted(r for r in present if r not in REGIONS)
+    return ordered_regions(per_case["region"])
 
 
 def models_of(frame: pd.DataFrame) -> list[str]:
     """The models present, by name."""
     return sorted(frame["model"].astype(str).unique())
+
 
 def _panel_grid(n: int, width: float = 4.2, height: float = 3.8) -> tuple[Figure, list]:
     fig, axes = plt.subplots(1, max(n, 1), figsize=(width * max(n, 1), height), squeeze=False)

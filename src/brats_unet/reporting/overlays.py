@@ -86,7 +86,7 @@ def _draw_panel(ax, flair: np.ndarray, labels: np.ndarray, *, axis: int, centre:
     ax.set_yticks([])
 
 
-def overlays(
+def overlay_figure(
     flair: np.ndarray,
     truth: np.ndarray,
     predictions: Mapping[str, np.ndarray],
@@ -158,7 +158,6 @@ def pick_cases(per_case: pd.DataFrame, region: str = "WT") -> dict[str, str]:
     }
 
 
-
 def load_overlay_inputs(
     subject: str,
     flair_path: str | Path,
@@ -170,7 +169,7 @@ def load_overlay_inputs(
     """Read a subject's FLAIR, reference labels and each model's prediction.
 
     Arrays keep the file's voxel order (i, j, k); pass the FLAIR's affine to
-    :func:`overlays`. Labels become int16; with ``label_convention="brats2023"``
+    :func:`overlay_figure`. Labels become int16; with ``label_convention="brats2023"``
     a label 3 (enhancing tumour) is mapped to the canonical 4.
 
     Returns:
@@ -187,4 +186,3 @@ def load_overlay_inputs(
         if labels.shape != flair.shape:
             raise ValueError(f"{subject}: {name} shape {labels.shape} != FLAIR {flair.shape}")
     return flair, truth, predictions
-

@@ -37,10 +37,10 @@ def escape(value: Any) -> str:
 def number(value: Any, digits: int = 3) -> str:
     """A number cell with ``digits`` decimals; a dash for None, NaN or infinity."""
     try:
-        figure = float(value)
+        x = float(value)
     except (TypeError, ValueError):
         return escape(value) if value is not None else "–"
-    return "–" if not np.isfinite(figure) else f"{figure:.{digits}f}"
+    return "–" if not np.isfinite(x) else f"{x:.{digits}f}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

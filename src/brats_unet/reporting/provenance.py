@@ -61,7 +61,7 @@ def _dvc_md5s(lock: Path) -> str:
     return "\n".join(lines) if lines else "dvc.lock has no md5s"
 
 
-def provenance(config: Mapping[str, Any], repo_dir: Path | None) -> dict[str, str]:
+def collect_provenance(config: Mapping[str, Any], repo_dir: Path | None) -> dict[str, str]:
     """What produced this report: date, Python, packages, platform, git and DVC state, config.
 
     Git is asked only when ``repo_dir`` holds a ``.git``; failures read "unknown".
@@ -83,5 +83,3 @@ def provenance(config: Mapping[str, Any], repo_dir: Path | None) -> dict[str, st
     info["dvc.lock md5s"] = _dvc_md5s(lock) if lock is not None and lock.exists() else "no dvc.lock"
     info["config"] = yaml.safe_dump(dict(config), sort_keys=False, default_flow_style=False)
     return info
-
-

@@ -37,12 +37,12 @@ from matplotlib.figure import Figure
 from brats_unet.data.qc import case_notes
 from brats_unet.evaluation.comparison import ALPHA
 from brats_unet.evaluation.metrics import HD95_ONE_EMPTY_MM
-from brats_unet.labels import REGIONS
+from brats_unet.labels import region_rank
 from brats_unet.reporting.discussion import discussion
 from brats_unet.reporting.figures import FIGURE_CAPTIONS, models_of, regions_of, standard_figures
-from brats_unet.reporting.overlays import load_overlay_inputs, overlays, pick_cases
+from brats_unet.reporting.overlays import load_overlay_inputs, overlay_figure, pick_cases
 from brats_unet.reporting.page import document, escape, figure, number, table
-from brats_unet.reporting.provenance import provenance
+from brats_unet.reporting.provenance import collect_provenance
 from brats_unet.training.summary import TrainingSummary, read_training_summary
 
 #: The conventions section, one item each.
@@ -87,8 +87,7 @@ def _machine_lines(summaries: Mapping[str, TrainingSummary]) -> list[str]:
 def benchmark_rows(benchmark: pd.DataFrame, summaries: Mapping[str, TrainingSummary]) -> list:
     """Cells of the benchmark table, one row per model and region (already HTML)."""
     rows = []
-    order = {r: i for i, r in enumerate(REGIONS)}
-    frame = benchmark.assign(_r=benchmark["region"].map(lambda r: order.get(r, len(order))))
+    frame = benchmark.assign(_r=benchmark["region"].map(region_rank))
     for _, row in frame.sort_values(["model", "_r"]).iterrows():
         summary = summaries.get(str(row["model"]))
 
@@ -103,10 +102,11 @@ def benchmark_rows(benchmark: pd.DataFrame, summaries: Mapping[str, TrainingSumm
             f"{number(row.get('dice_mean'))} ± {number(row.get('dice_sd'))}",
             number(row.get("dice_median")), number(row.get("hd95_mm_mean"), 2),
             number(row.get("volume_abs_error_ml_mean"), 2),
-            escape(f"{int(pick('trainable_parameters')):,}") if pick("trainable_parameters") is not None
-            else "–",
+            escape(f"{int(parameters):,}") if (parameters := pick("trainable_parameters"))
+            is not None else "–",
             number(training, 0), number(pick("predict_seconds_per_case"), 2),
-            escape(pick("backend") or "–"), escape(pick("precision") or "–"), escape(_hardware(summary)),
+            escape(pick("backend") or "–"), escape(pick("precision") or "–"),
+            escape(_hardware(summary)),
         ])
     return rows
 
@@ -217,7 +217,8 @@ def _conventions_section() -> list[str]:
 
 def _discussion_section(per_case: pd.DataFrame, comparison: pd.DataFrame,
                         summaries: Mapping[str, TrainingSummary]) -> list[str]:
-    by_dims = {dims: sorted(m for m, s in summaries.items() if s.spatial_dims == dims)
+    # in the summaries' order, which is the config's model_names order
+    by_dims = {dims: [m for m, s in summaries.items() if s.spatial_dims == dims]
                for dims in (2, 3)}
     paragraphs = discussion(per_case, comparison, models_2d=by_dims[2], models_3d=by_dims[3])
     return ["<h2>Discussion</h2>",
@@ -313,11 +314,11 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
         image, truth, preds = load_overlay_inputs(
             subject, flair_path, label_path, {m: predicted[(m, subject)] for m in models},
             label_convention=label_convention)
-        figures[rank] = overlays(image, truth, preds, f"{rank}: {subject}",
+        figures[rank] = overlay_figure(image, truth, preds, f"{rank}: {subject}",
                                  affine=nib.load(flair_path).affine)
     Path(figures_dir).mkdir(parents=True, exist_ok=True)
     return build_report(
         per_case=per_case, benchmark=pd.read_csv(benchmark), comparison=pd.read_csv(comparison),
         qc=pd.read_csv(qc, sep="\t", keep_default_na=False), histories=history_frames,
-        summaries=records, overlays=figures, provenance=provenance(config, repo_dir),
+        summaries=records, overlays=figures, provenance=collect_provenance(config, repo_dir),
         figures_dir=Path(figures_dir), cases=cases)

@@ -36,6 +36,7 @@ from brats_unet.training.patches import (
     start_range,
     view_or_crop_padded,
 )
+from brats_unet.voxels import bounding_box
 
 #: At most this many tumour voxels per case are kept as candidate patch centres.
 MAX_TUMOUR_VOXELS = 20_000
@@ -288,9 +289,9 @@ class ValidationData(keras.utils.PyDataset):
             self.items += [(i, s) for s in self._starts(label, background_slices)]
 
     def _starts(self, label: np.ndarray, background_slices: int) -> list[tuple[int, ...]]:
-        tumour = np.argwhere(label > 0)
-        if tumour.size:
-            centre = (tumour.min(axis=0) + tumour.max(axis=0)) // 2
+        if label.any():
+            first, stop = bounding_box(label > 0)
+            centre = [(a + b - 1) // 2 for a, b in zip(first, stop)]  # the box's middle voxel
         else:
             centre = np.array(label.shape) // 2
         bounds = [start_range(d, s) for d, s in zip(label.shape, self.patch_size)]
@@ -318,4 +319,3 @@ class ValidationData(keras.utils.PyDataset):
         if self.spatial_dims == 2:
             x, y = x[:, 0], y[:, 0]
         return x, y
-

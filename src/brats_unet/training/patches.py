@@ -17,6 +17,7 @@ import numpy as np
 
 from brats_unet.labels import region_masks
 from brats_unet.preprocessing.cases import open_arrays
+from brats_unet.voxels import box_slices
 
 N_CHANNELS = 4
 #: Augmentation ranges: per-channel intensity scale and shift (z-score units).
@@ -68,7 +69,7 @@ def view_or_crop_padded(array: np.ndarray, start: Sequence[int],
     """:func:`crop_padded`, but a view (no copy) when the box lies inside the array; the caller
     copies it once into the batch."""
     if all(0 <= s and s + n <= d for s, n, d in zip(start, size, array.shape)):
-        return array[tuple(slice(s, s + n) for s, n in zip(start, size))]
+        return array[box_slices(start, [s + n for s, n in zip(start, size)])]
     return crop_padded(array, start, size)
 
 
