@@ -1,18 +1,14 @@
 """Snakemake job: validate and preprocess one subject (an invalid one is recorded, not fatal)."""
-from pathlib import Path
-
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
-from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles
+from brats_unet.data.datasets import dataset
+from brats_unet.data.subjects import Problem, subject_files_from_roles
 from brats_unet.logs import job_log
 from brats_unet.preprocessing.cases import preprocess_to_folder
 
 with job_log(snakemake.log[0]) as log:
-    inputs = snakemake.input
-    files = SubjectFiles(
-        subject=snakemake.wildcards.subject,
-        images={c: Path(inputs[c]) for c in CONTRASTS},
-        label=Path(inputs["seg"]) if "seg" in inputs.keys() else None,
-    )
+    roles = {role: snakemake.input[role] for role in snakemake.input.keys()}
+    files = subject_files_from_roles(snakemake.wildcards.subject, roles,
+                                     dataset(snakemake.params.label_convention))
     record = preprocess_to_folder(
         files,
         snakemake.output[0],

@@ -6,6 +6,7 @@ from brats_unet.logs import job_log
 from brats_unet.preprocessing.cases import qc_record, read_qc
 
 with job_log(snakemake.log[0]) as log:
+    log.info("dataset %s", snakemake.params.dataset)
     records = [read_qc(folder) for folder in snakemake.input]
     records += [qc_record(p["subject"], Problem(**p))
                 for p in snakemake.params.discovery_exclusions]

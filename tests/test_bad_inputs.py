@@ -133,7 +133,7 @@ def _non_finite(folder, _):
 
 @case("label 3 in a 2020 set", "{name}_seg.nii.gz",
       "labels [3] are outside the brats2020 set [0, 1, 2, 4] (are these brats2023 labels? "
-      "then set label_convention: brats2023)")
+      "then set dataset: brats2023)")
 def _label_3(folder, _):
     voxels, affine = _read(_file(folder, "seg"))
     voxels[voxels == 4] = 3
@@ -148,8 +148,9 @@ def _all_zero(folder, _):
 
 
 @case("BraTS 2023 naming", "BraTS-GLI-00017-000/",
-      "file names do not follow the BraTS naming (expected <subject>_flair, <subject>_t1, "
-      "<subject>_t1ce, <subject>_t2 and optionally <subject>_seg, each .nii or .nii.gz; "
+      "file names do not follow the BraTS 2018-2021 naming (expected <subject>_flair, "
+      "<subject>_t1, <subject>_t1ce, <subject>_t2 and optionally <subject>_seg, each .nii or "
+      ".nii.gz; "
       "found: BraTS-GLI-00017-000-seg.nii.gz, BraTS-GLI-00017-000-t1c.nii.gz, ",
       discovery=True, subject="BraTS-GLI-00017-000")
 def _brats2023_naming(folder, bad):
@@ -160,7 +161,7 @@ def _brats2023_naming(folder, bad):
 
 
 @case("no subject prefix", "patient_bare/",
-      "file names do not follow the BraTS naming (expected <subject>_flair, ",
+      "file names do not follow the BraTS 2018-2021 naming (expected <subject>_flair, ",
       discovery=True, subject="patient_bare")
 def _bare_names(folder, bad):
     for role in ("flair", "t1", "t1ce", "t2", "seg"):

@@ -3,7 +3,8 @@
 The subpackages are the pipeline's stages, in order; a stage imports only from earlier ones
 and from the shared modules (``tests/test_layout.py`` holds this):
 
-- ``data``: ``subjects`` (finding subjects), ``validation`` (checking them), ``qc`` (the QC
+- ``data``: ``datasets`` (each BraTS release's and the Decathlon's layout, names and labels;
+  ``auto``), ``subjects`` (finding subjects), ``validation`` (checking them), ``qc`` (the QC
   table), ``split`` (patient-level split), ``synthetic`` (generated BraTS-format cases:
   ``anatomy``, the brain, tumour and contrasts; ``generate``, the cases and their files).
 - ``preprocessing``: ``cases`` (brain mask, crop, z-score, the preprocessed case's files),

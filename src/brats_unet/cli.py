@@ -6,22 +6,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from brats_unet.labels import LABEL_SETS
+from brats_unet.data.datasets import DATASETS
 
 
 def _synth(args: argparse.Namespace) -> int:
     from brats_unet.data.synthetic import generate_dataset
 
+    layout = DATASETS[args.dataset]
     names = generate_dataset(
         args.out, n=args.n, seed=args.seed, shape=tuple(args.shape),
         spacing_mm=tuple(args.spacing), no_et_probability=args.no_et_probability,
-        start_index=args.start_index,
+        start_index=args.start_index, dataset=layout,
     )
-    print(f"wrote {len(names)} synthetic BraTS 2020-format subjects to {args.out}")
+    print(f"wrote {len(names)} synthetic {layout.title}-format subjects to {args.out}")
     return 0
 
 
 def _qc(args: argparse.Namespace) -> int:
+    from brats_unet.data.datasets import resolve_dataset
     from brats_unet.data.qc import case_notes, qc_table
     from brats_unet.data.subjects import discover_subjects
     from brats_unet.data.validation import InvalidSubject, load_subject
@@ -32,11 +34,13 @@ def _qc(args: argparse.Namespace) -> int:
         tumour_voxels_outside,
     )
 
-    found = discover_subjects(args.data_dir)
+    layout, why = resolve_dataset(args.dataset, args.data_dir)
+    print(f"dataset {layout.name} ({layout.title}): {why}", file=sys.stderr)
+    found = discover_subjects(args.data_dir, layout)
     records = [qc_record(p.subject, p) for p in found.excluded]
     for files in found.subjects:
         try:
-            loaded = load_subject(files, label_convention=args.label_convention,
+            loaded = load_subject(files, label_convention=layout.name,
                                   affine_atol_mm=args.affine_atol_mm)
             outside = (0 if loaded.label is None else
                        tumour_voxels_outside(loaded.label, brain_mask(loaded.images)))
@@ -69,7 +73,7 @@ def _segment(args: argparse.Namespace) -> int:
     try:
         result = segment_new_patient(
             args.model, images, args.out, patch_size=args.patch,
-            label_convention=args.label_convention, overlap=args.overlap, mirror=args.mirror,
+            label_convention=args.dataset, overlap=args.overlap, mirror=args.mirror,
             threshold=args.threshold, min_et_voxels=args.min_et_voxels)
     except InvalidSubject as err:
         print(f"brats-unet segment: {err.problem.file}: {err.problem.problem}", file=sys.stderr)
@@ -101,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brats-unet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    synth = sub.add_parser("synth", help="write synthetic BraTS 2020-format subjects")
+    synth = sub.add_parser("synth", help="write synthetic BraTS-format subjects")
     synth.add_argument("out", type=Path, help="folder to write the subject folders into")
     synth.add_argument("--n", type=int, default=10, help="number of subjects (default 10)")
     synth.add_argument("--seed", type=int, default=2020, help="random seed (default 2020)")
@@ -113,11 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="chance that a case has no enhancing tumour (default 0.2)")
     synth.add_argument("--start-index", type=int, default=1,
                        help="number of the first subject (default 1: BraTS20_Training_001)")
+    synth.add_argument("--dataset", choices=sorted(DATASETS), default="brats2020",
+                       help="layout, names and labels to write (default brats2020)")
     synth.set_defaults(func=_synth)
 
     qc = sub.add_parser("qc", help="find and validate the subjects of a BraTS data folder")
     qc.add_argument("data_dir", type=Path)
-    qc.add_argument("--label-convention", choices=sorted(LABEL_SETS), default="brats2020")
+    qc.add_argument("--dataset", choices=["auto", *sorted(DATASETS)], default="auto",
+                    help="layout, names and labels of the files (default auto: recognised)")
     qc.add_argument("--affine-atol-mm", type=float, default=1e-3)
     qc.add_argument("--out", type=Path, help="write the table here instead of standard output")
     qc.set_defaults(func=_qc)
@@ -134,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--mirror", action="store_true", help="test-time flips")
     seg.add_argument("--threshold", type=float, default=0.5)
     seg.add_argument("--min-et-voxels", type=int, default=0)
-    seg.add_argument("--label-convention", choices=sorted(LABEL_SETS), default="brats2020")
+    seg.add_argument("--dataset", choices=sorted(DATASETS), default="brats2020",
+                     help="whose label values to read and write (default brats2020: ET = 4)")
     seg.add_argument("--backend", choices=("auto", "tensorflow", "torch"),
                      help="Keras back end (default: KERAS_BACKEND, else auto: as the pipeline's "
                           "`backend: auto`)")

@@ -22,6 +22,12 @@ def config_problems(config: dict[str, Any], schema_path: str | os.PathLike) -> l
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
         where = ".".join(str(p) for p in error.absolute_path) or "config"
         problems.append(f"{where}: {error.message}")
+    if "label_convention" in config:
+        problems.append(
+            "label_convention: replaced by dataset (which also says how the files are named): "
+            "set dataset: brats2020 or brats2021 for ET = 4, brats2023 for ET = 3 (BraTS 2023 "
+            "and later), or auto. label_convention: brats2021 used to mean ET = 3, which was "
+            "wrong: BraTS 2021 labels ET 4, as 2020 does")
     if isinstance(config.get("pretrained_dir"), str) and config["pretrained_dir"]:
         from brats_unet.training.weights import pretrained_dir_problem
 

@@ -2,11 +2,16 @@
 
 BraTS 2018 to 2021 labels: 0 background, 1 necrotic / non-enhancing core (NCR/NET),
 2 peritumoural oedema (ED), 4 enhancing tumour (ET). BraTS 2023 and later label ET 3
-(``brats2023``). Inside the pipeline every label map is canonical, i.e. in the 2020
-convention; the configured convention is applied only when reading and writing files.
+(``brats2023``); the 2024 post-treatment glioma release adds 4, the resection cavity
+(``brats2024-post``); the Medical Segmentation Decathlon's Task01 labels 1 oedema,
+2 non-enhancing tumour, 3 enhancing tumour (``msd-task01``). Inside the pipeline every label
+map is canonical, i.e. in the 2020 values, with the resection cavity as
+:data:`RESECTION_CAVITY`; a dataset's own values apply only when files are read and written
+(:data:`FILE_LABELS`, the one table of them).
 
 Regions (nested, evaluated as in the BraTS challenge):
-whole tumour WT = {1, 2, 4}, tumour core TC = {1, 4}, enhancing tumour ET = {4}.
+whole tumour WT = {1, 2, 4}, tumour core TC = {1, 4}, enhancing tumour ET = {4}. The
+resection cavity is in none of them.
 """
 
 from __future__ import annotations
@@ -35,37 +40,48 @@ def ordered_regions(regions) -> list[str]:
     return sorted(dict.fromkeys(map(str, regions)), key=lambda r: (region_rank(r), r))
 
 
-#: Allowed label values of each convention, as found in files.
-LABEL_SETS: dict[str, frozenset[int]] = {
-    "brats2020": frozenset({0, 1, 2, 4}),
-    "brats2021": frozenset({0, 1, 2, 4}),  # the same as 2020: ET is still 4
-    "brats2023": frozenset({0, 1, 2, 3}),  # 2023 and later: ET is 3
+#: The resection cavity's canonical value (BraTS 2024 post-treatment's 4): in no region.
+RESECTION_CAVITY = 5
+
+#: Each dataset convention's label values as found in its files -> the canonical value.
+FILE_LABELS: dict[str, dict[int, int]] = {
+    "brats2020": {0: 0, 1: NECROSIS, 2: OEDEMA, 4: ENHANCING},
+    "brats2021": {0: 0, 1: NECROSIS, 2: OEDEMA, 4: ENHANCING},  # as 2020: ET is still 4
+    "brats2023": {0: 0, 1: NECROSIS, 2: OEDEMA, 3: ENHANCING},  # 2023 and later: ET is 3
+    "brats2024-post": {0: 0, 1: NECROSIS, 2: OEDEMA, 3: ENHANCING, 4: RESECTION_CAVITY},
+    "msd-task01": {0: 0, 1: OEDEMA, 2: NECROSIS, 3: ENHANCING},
 }
-#: Value of the enhancing tumour in each convention's files.
-ET_LABEL: dict[str, int] = {"brats2020": 4, "brats2021": 4, "brats2023": 3}
+#: Allowed label values of each convention, as found in files.
+LABEL_SETS: dict[str, frozenset[int]] = {c: frozenset(m) for c, m in FILE_LABELS.items()}
 
 
 def check_convention(convention: str) -> None:
-    if convention not in LABEL_SETS:
+    if convention not in FILE_LABELS:
         raise ValueError(
-            f"unknown label convention {convention!r}; expected one of {sorted(LABEL_SETS)}"
+            f"unknown label convention {convention!r}; expected one of {sorted(FILE_LABELS)}"
         )
 
 
 def to_canonical(labels: np.ndarray, convention: str) -> np.ndarray:
-    """Map a label map read from a file in ``convention`` to the 2020 convention (uint8)."""
+    """Map a label map read from a file in ``convention`` to the canonical values (uint8);
+    values outside the convention are left as they are (validation refuses them first)."""
     check_convention(convention)
+    labels = np.asarray(labels)
     out = labels.astype(np.uint8, copy=True)
-    if ET_LABEL[convention] != ENHANCING:
-        out[labels == ET_LABEL[convention]] = ENHANCING
+    for value, canonical in FILE_LABELS[convention].items():
+        if value != canonical:
+            out[labels == value] = canonical
     return out
 
 
 def from_canonical(labels: np.ndarray, convention: str) -> np.ndarray:
-    """Map a canonical (2020) label map to ``convention`` for writing (uint8)."""
+    """Map a canonical label map to ``convention``'s values for writing (uint8)."""
     check_convention(convention)
+    labels = np.asarray(labels)
     out = labels.astype(np.uint8, copy=True)
-    out[labels == ENHANCING] = ET_LABEL[convention]
+    for value, canonical in FILE_LABELS[convention].items():
+        if value != canonical:
+            out[labels == canonical] = value
     return out
 
 

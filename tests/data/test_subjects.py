@@ -82,8 +82,8 @@ def test_other_naming_is_excluded_not_dropped(data_dir: Path, names):
         (folder / name).write_bytes(b"x")
     (problem,) = discover_subjects(data_dir).excluded
     assert (problem.subject, problem.file) == ("case_a", "case_a/")
-    assert problem.problem.startswith("file names do not follow the BraTS naming (expected "
-                                      "<subject>_flair, <subject>_t1, <subject>_t1ce")
+    assert problem.problem.startswith("file names do not follow the BraTS 2018-2021 naming "
+                                      "(expected <subject>_flair, <subject>_t1, <subject>_t1ce")
     assert f"found: {', '.join(sorted(names))})" in problem.problem
 
 

@@ -160,7 +160,7 @@ def test_label_3_is_outside_the_2020_set(data_dir: Path):
     problem = _problem(data_dir)
     assert problem.file == f"{NAME}_seg.nii.gz"
     assert problem.problem == ("labels [3] are outside the brats2020 set [0, 1, 2, 4] (are these "
-                               "brats2023 labels? then set label_convention: brats2023)")
+                               "brats2023 labels? then set dataset: brats2023)")
 
 
 def test_brats2021_reads_enhancing_tumour_4_and_points_label_3_to_brats2023(data_dir: Path):
@@ -172,7 +172,7 @@ def test_brats2021_reads_enhancing_tumour_4_and_points_label_3_to_brats2023(data
     write_subject(data_dir, NAME, images, label)
     assert _problem(data_dir, label_convention="brats2021").problem == (
         "labels [3] are outside the brats2021 set [0, 1, 2, 4] (are these brats2023 labels? "
-        "then set label_convention: brats2023)")
+        "then set dataset: brats2023)")
 
 
 def test_label_outside_every_set_has_no_hint(data_dir: Path):

@@ -13,6 +13,7 @@ from brats_unet.evaluation.scoring import (
     evaluate_model,
 )
 from brats_unet.io import Geometry, save_nifti
+from brats_unet.labels import RESECTION_CAVITY
 
 from builders import AFFINE, training_summary
 
@@ -97,3 +98,13 @@ def test_a_case_whose_affine_names_no_axial_axis_is_refused_by_name():
     with pytest.raises(ValueError, match="m/s: the affine does not say which voxel axis"):
         evaluate_case(model="m", subject="s", prediction=prediction, truth=truth,
                       geometry=degenerate)
+
+
+def test_the_reference_resection_cavity_is_reported_in_ml_and_scored_in_no_region():
+    prediction, truth = _labels()
+    truth[8:10, 6:8, 5:7] = RESECTION_CAVITY  # 8 voxels outside the tumour
+    rows = evaluate_case(model="m", subject="s", prediction=prediction, truth=truth,
+                         geometry=GEOMETRY)
+    voxel_ml = 1.2 * 0.9 * 3.0 / 1000
+    assert [r["resection_cavity_true_ml"] for r in rows] == pytest.approx([8 * voxel_ml] * 3)
+    assert {r["region"]: r["volume_true_ml"] for r in rows}["WT"] == pytest.approx(64 * voxel_ml)

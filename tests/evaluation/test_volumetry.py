@@ -11,9 +11,11 @@ from brats_unet.evaluation.volumetry import (
     axis_consistency,
     components,
     region_volumes_ml,
+    resection_cavity_ml,
     volume_errors,
     voxel_volume_ml,
 )
+from brats_unet.labels import ENHANCING, RESECTION_CAVITY
 
 PIXDIM = (1.2, 0.9, 3.0)
 
@@ -104,3 +106,11 @@ def test_volume_errors():
     assert volume_errors(10.0, 7.5)["rel_error"] == -0.25
     errors = volume_errors(0.0, 3.0)
     assert errors["error_ml"] == 3.0 and math.isnan(errors["rel_error"])
+
+
+def test_the_resection_cavity_volume_counts_only_its_own_label():
+    labels = np.zeros((4, 4, 4), np.uint8)
+    labels[0, :2, :] = RESECTION_CAVITY  # 8 voxels
+    labels[3, 3, 3] = ENHANCING
+    assert resection_cavity_ml(labels, (2.0, 1.0, 1.5)) == pytest.approx(8 * 3.0 / 1000)
+    assert resection_cavity_ml(np.zeros((2, 2, 2)), (1, 1, 1)) == 0.0

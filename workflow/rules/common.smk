@@ -2,7 +2,13 @@
 import json
 from pathlib import Path
 
-from brats_unet.data.subjects import SUBJECT_PATTERN, discover_subjects, raw_subject_files
+from brats_unet.data.datasets import resolve_dataset
+from brats_unet.data.subjects import (
+    SUBJECT_PATTERN,
+    discover_subjects,
+    expected_layout,
+    raw_subject_files,
+)
 from brats_unet.data.synthetic import subject_name
 from brats_unet.training.summary import read_training_summary
 from brats_unet.training.weights import missing_files, model_files
@@ -11,9 +17,22 @@ SYNTHETIC_DIR = Path("data/synthetic")
 ENV = "../envs/brats-unet.yaml"
 
 
+def chosen_dataset():
+    """The dataset convention (config dataset, or auto: recognised) and why, for the QC log."""
+    try:
+        return resolve_dataset(config["dataset"], config["data_dir"])
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise WorkflowError(f"config data_dir: {err}") from None
+    except ValueError as err:
+        raise WorkflowError(f"config {err}") from None
+
+
+DATASET, DATASET_REASON = chosen_dataset()
+
+
 def synthetic_subjects():
     subjects = [
-        raw_subject_files(SYNTHETIC_DIR, subject_name(index))
+        raw_subject_files(SYNTHETIC_DIR, subject_name(index, DATASET), dataset=DATASET)
         for index in range(1, config["synthetic"]["n_subjects"] + 1)
     ]
     return subjects, []
@@ -21,7 +40,7 @@ def synthetic_subjects():
 
 def real_subjects():
     try:
-        found = discover_subjects(config["data_dir"])
+        found = discover_subjects(config["data_dir"], DATASET)
     except (FileNotFoundError, NotADirectoryError) as err:
         raise WorkflowError(f"config data_dir: {err}") from None
     for note in found.ignored:
@@ -30,8 +49,8 @@ def real_subjects():
         logger.warning(f"data_dir: excluded {problem}")
     if not found.subjects and not found.excluded:
         raise WorkflowError(
-            f"config data_dir: no subject folders in {config['data_dir']!r} (expected folders "
-            "holding *_flair, *_t1, *_t1ce, *_t2 and optionally *_seg .nii[.gz] files)"
+            f"config data_dir: no subjects in {config['data_dir']!r} ({DATASET.name}: expected "
+            f"{expected_layout(DATASET)})"
         )
     return found.subjects, found.excluded
 

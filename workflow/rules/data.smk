@@ -5,7 +5,9 @@ rule synthesize_subject:
     output:
         **{
             role: str(path)
-            for role, path in raw_subject_files(SYNTHETIC_DIR, "{subject}").by_role().items()
+            for role, path in raw_subject_files(
+                SYNTHETIC_DIR, "{subject}", dataset=DATASET
+            ).distinct_files().items()
         },
     log:
         "logs/synthesize/{subject}.log",
@@ -18,5 +20,6 @@ rule synthesize_subject:
         shape=config["synthetic"]["shape"],
         spacing_mm=config["synthetic"]["spacing_mm"],
         no_et_probability=config["synthetic"]["no_et_probability"],
+        dataset=DATASET.name,
     script:
         "../../scripts/synthesize.py"

@@ -23,7 +23,7 @@ rule predict:
         backend=config["backend"],
         inference=config["inference"],
         patch_size=lambda wildcards: model_patch(wildcards.model),
-        label_convention=config["label_convention"],
+        label_convention=DATASET.name,
     script:
         "../../scripts/predict.py"
 
@@ -52,7 +52,7 @@ rule evaluate:
         ENV
     params:
         subjects=lambda wildcards: split_subjects("test"),
-        label_convention=config["label_convention"],
+        label_convention=DATASET.name,
     script:
         "../../scripts/evaluate.py"
 

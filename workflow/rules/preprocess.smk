@@ -15,7 +15,7 @@ rule preprocess:
     resources:
         mem_mb=config["preprocess_resources"]["mem_mb"],
     params:
-        label_convention=config["label_convention"],
+        label_convention=DATASET.name,
         affine_atol_mm=config["validation"]["affine_atol_mm"],
     script:
         "../../scripts/preprocess.py"
@@ -38,6 +38,7 @@ rule qc_table:
         ENV
     params:
         discovery_exclusions=discovery_exclusions(),
+        dataset=f"{DATASET.name} ({DATASET.title}): {DATASET_REASON}",
     script:
         "../../scripts/qc_table.py"
 

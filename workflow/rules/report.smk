@@ -40,7 +40,7 @@ rule report:
     params:
         config=config,
         subjects=lambda wildcards: split_subjects("test"),
-        label_convention=config["label_convention"],
+        label_convention=DATASET.name,
         repo_dir=workflow.basedir,
     script:
         "../../scripts/report.py"

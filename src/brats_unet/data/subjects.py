@@ -1,16 +1,18 @@
-"""Finding BraTS subjects in a data folder.
+"""Finding subjects in a data folder, in the layout of its dataset convention.
 
-A subject is a folder of ``data_dir`` holding NIfTI files (``.nii`` or
-``.nii.gz``) named ``<prefix>_<suffix>``, suffix one of ``flair``, ``t1``,
-``t1ce``, ``t2`` (required) and ``seg`` (the label map, optional: without it the
-subject is inference-only). The suffix is matched ignoring case; the prefix
-(BraTS: the subject's name) must be the same for all of a folder's files, so a
-folder mixing two subjects' files is refused. A folder of NIfTI files named
-otherwise (``flair.nii.gz``, BraTS 2023's ``...-t2f.nii.gz``, nnU-Net's
-``..._0000.nii.gz``) is excluded with the naming it should follow. Entries
-beside the subject folders (BraTS ships ``name_mapping.csv`` and
-``survival_info.csv``) are ignored and noted. :func:`raw_file_name` and
-:func:`raw_subject_files` spell this naming for whatever writes subject folders.
+In the BraTS layouts (:mod:`brats_unet.data.datasets`) a subject is a folder of ``data_dir``
+holding NIfTI files (``.nii`` or ``.nii.gz``) named ``<prefix><separator><suffix>``: BraTS
+2018-2021 ``<subject>_flair``, ``_t1``, ``_t1ce``, ``_t2`` (required) and ``_seg`` (the label
+map, optional: without it the subject is inference-only); BraTS 2023 and later ``-t2f``,
+``-t1n``, ``-t1c``, ``-t2w`` and ``-seg``. The suffix is matched ignoring case; the prefix
+(BraTS: the subject's name) must be the same for all of a folder's files, so a folder mixing
+two subjects' files is refused. A folder of NIfTI files named otherwise (``flair.nii.gz``,
+another release's suffixes, nnU-Net's ``..._0000.nii.gz``) is excluded with the naming it
+should follow. Entries beside the subject folders (BraTS ships ``name_mapping.csv`` and
+``survival_info.csv``) are ignored and noted. In the Decathlon's layout a subject is a 4D
+image ``imagesTr/<subject>.nii.gz`` with its label map ``labelsTr/<subject>.nii.gz``, or an
+unlabelled ``imagesTs/<subject>.nii.gz``. :func:`raw_file_name` and :func:`raw_subject_files`
+spell each naming for whatever writes subject files.
 
 A widely used copy of BraTS 2020 names BraTS20_Training_355's label map
 ``W39_1998.09.19_Segm.nii``: when no ``*_seg`` file exists, the one other NIfTI
@@ -24,10 +26,21 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from brats_unet.data.datasets import (
+    BRATS2020,
+    CONTRASTS,
+    DATASETS,
+    LABEL_SUFFIX,
+    MSD_IMAGES,
+    MSD_LABELS,
+    MSD_TEST_IMAGES,
+    Dataset,
+)
 from brats_unet.io import nifti_stem
 
-CONTRASTS: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
-LABEL_SUFFIX = "seg"
+__all__ = ["CONTRASTS", "LABEL_SUFFIX", "SubjectFiles", "Problem", "Discovery",
+           "discover_subjects", "expected_layout", "expected_naming", "raw_file_name",
+           "raw_subject_files", "subject_files_from_roles"]
 
 #: Subject names become file and folder names under results/: nothing that can
 #: climb out of a folder, no separators, no hidden names, no shell metacharacters.
@@ -42,6 +55,8 @@ class SubjectFiles:
     subject: str
     images: dict[str, Path]
     label: Path | None = None
+    #: contrast -> channel of a 4D image (the Decathlon's layout: every contrast in one file)
+    channels: dict[str, int] | None = None
 
     @property
     def has_label(self) -> bool:
@@ -51,26 +66,52 @@ class SubjectFiles:
         """Role -> path: the contrasts in ``images`` order, then ``LABEL_SUFFIX`` if labelled."""
         return {**self.images, **({LABEL_SUFFIX: self.label} if self.has_label else {})}
 
+    def distinct_files(self) -> dict[str, Path]:
+        """:meth:`by_role` with each file once, under its first role (one 4D image, not four)."""
+        seen: dict[Path, str] = {}
+        for role, path in self.by_role().items():
+            seen.setdefault(path, role)
+        return {role: path for path, role in seen.items()}
 
-def raw_file_name(subject: str, role: str, extension: str = ".nii.gz") -> str:
-    """BraTS name of one of a subject's files: ``<subject>_<role><extension>``.
+
+def raw_file_name(subject: str, role: str, extension: str = ".nii.gz",
+                  dataset: Dataset = BRATS2020) -> str:
+    """A BraTS release's name of one of a subject's files, ``<subject>_<role><extension>`` in
+    BraTS 2020's naming.
 
     ``role``: a contrast of :data:`CONTRASTS` or :data:`LABEL_SUFFIX`. ``extension``:
     ``.nii.gz`` or ``.nii``.
     """
-    return f"{subject}_{role}{extension}"
+    return dataset.file_name(subject, role, extension)
 
 
 def raw_subject_files(data_dir: str | os.PathLike, subject: str, *, extension: str = ".nii.gz",
-                      with_label: bool = True) -> SubjectFiles:
-    """Where a BraTS data folder keeps a subject's files: ``data_dir/<subject>/<subject>_<role>``
-    with ``extension``, the four contrasts in :data:`CONTRASTS` order and, if ``with_label``,
-    the label map. Paths only: nothing is read or checked.
+                      with_label: bool = True, dataset: Dataset = BRATS2020) -> SubjectFiles:
+    """Where a data folder of ``dataset``'s layout keeps a subject's files (BraTS:
+    ``data_dir/<subject>/<subject>_<role>``; the Decathlon: ``imagesTr/<subject>`` and
+    ``labelsTr/<subject>``, or ``imagesTs/<subject>`` without a label), the four contrasts in
+    :data:`CONTRASTS` order. Paths only: nothing is read or checked.
     """
-    folder = Path(data_dir) / subject
-    images = {c: folder / raw_file_name(subject, c, extension) for c in CONTRASTS}
-    label = folder / raw_file_name(subject, LABEL_SUFFIX, extension) if with_label else None
+    root = Path(data_dir)
+    if dataset.layout == "msd":
+        image = root / (MSD_IMAGES if with_label else MSD_TEST_IMAGES) / f"{subject}{extension}"
+        label = root / MSD_LABELS / f"{subject}{extension}" if with_label else None
+        return SubjectFiles(subject=subject, images={c: image for c in CONTRASTS}, label=label,
+                            channels=dataset.channel_of())
+    folder = root / subject
+    images = {c: folder / dataset.file_name(subject, c, extension) for c in CONTRASTS}
+    label = folder / dataset.file_name(subject, LABEL_SUFFIX, extension) if with_label else None
     return SubjectFiles(subject=subject, images=images, label=label)
+
+
+def subject_files_from_roles(subject: str, roles: dict[str, str | os.PathLike],
+                             dataset: Dataset) -> SubjectFiles:
+    """The :class:`SubjectFiles` whose :meth:`~SubjectFiles.by_role` gave ``roles`` (a rule's
+    inputs), in ``dataset``'s layout."""
+    label = roles.get(LABEL_SUFFIX)
+    return SubjectFiles(subject=subject, images={c: Path(roles[c]) for c in CONTRASTS},
+                        label=Path(label) if label is not None else None,
+                        channels=dataset.channel_of() if dataset.layout == "msd" else None)
 
 
 @dataclass(frozen=True)
@@ -103,9 +144,10 @@ def check_subject_name(name: str) -> str | None:
     )
 
 
-def _split_stem(stem: str) -> tuple[str, str] | None:
-    """``(prefix, suffix)`` of ``<prefix>_<suffix>``, the suffix lower-cased; None without both."""
-    prefix, _, suffix = stem.rpartition("_")
+def _split_stem(stem: str, separator: str) -> tuple[str, str] | None:
+    """``(prefix, suffix)`` of ``<prefix><separator><suffix>``, the suffix lower-cased; None
+    without both."""
+    prefix, _, suffix = stem.rpartition(separator)
     if not prefix or not suffix:
         return None
     return prefix, suffix.lower()
@@ -117,72 +159,133 @@ def _listing(names: list[str], limit: int = 8) -> str:
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "") if names else "none"
 
 
-EXPECTED_NAMING = (
-    "<subject>_flair, <subject>_t1, <subject>_t1ce, <subject>_t2 and optionally <subject>_seg, "
-    "each .nii or .nii.gz"
-)
+def expected_naming(dataset: Dataset = BRATS2020) -> str:
+    """The file names a subject folder of ``dataset`` holds, for messages."""
+    contrasts = ", ".join(f"<subject>{dataset.separator}{dataset.suffix(c)}" for c in CONTRASTS)
+    return (f"{contrasts} and optionally <subject>{dataset.separator}"
+            f"{dataset.suffix(LABEL_SUFFIX)}, each .nii or .nii.gz")
 
 
-def classify_folder(subject: str, folder: Path, names: list[str]) -> SubjectFiles | Problem:
-    """Match a subject folder's file names to the contrasts and the label map."""
-    where = f"{folder.name}/"
-    niftis = sorted(n for n in names if nifti_stem(n) is not None)
+def expected_layout(dataset: Dataset = BRATS2020) -> str:
+    """Where ``dataset`` keeps a subject's files, for messages."""
+    if dataset.layout == "msd":
+        return (f"4D images {MSD_IMAGES}/<subject>.nii.gz with {MSD_LABELS}/<subject>.nii.gz, "
+                f"or unlabelled in {MSD_TEST_IMAGES}/")
+    return f"one folder per subject holding {expected_naming(dataset)}"
+
+
+def _naming_hint(names: list[str], dataset: Dataset) -> str:
+    """`` (these are brats2023 names: set dataset: brats2023)`` when another BraTS naming fits."""
+    for other in (DATASETS["brats2023"], BRATS2020):
+        if other.separator == dataset.separator or other.layout != "folders":
+            continue
+        if any((parts := _split_stem(nifti_stem(n), other.separator)) is not None
+               and other.role_of(parts[1]) in CONTRASTS for n in names):
+            return f" (these are {other.name} names: set dataset: {other.name} or auto)"
+    return ""
+
+
+def _match_roles(niftis: list[str], dataset: Dataset):
+    """Role -> the files named for it, the prefixes (lower-cased -> as written), and the rest."""
     found: dict[str, list[str]] = {}
-    prefixes: dict[str, str] = {}  # lower-cased prefix -> as written
+    prefixes: dict[str, str] = {}
     others: list[str] = []
     for name in niftis:
-        parts = _split_stem(nifti_stem(name))
-        if parts is not None and parts[1] in (*CONTRASTS, LABEL_SUFFIX):
-            found.setdefault(parts[1], []).append(name)
+        parts = _split_stem(nifti_stem(name), dataset.separator)
+        role = dataset.role_of(parts[1]) if parts is not None else None
+        if role is not None:
+            found.setdefault(role, []).append(name)
             prefixes.setdefault(parts[0].lower(), parts[0])
         else:
             others.append(name)
+    return found, prefixes, others
 
+
+def classify_folder(subject: str, folder: Path, names: list[str],
+                    dataset: Dataset = BRATS2020) -> SubjectFiles | Problem:
+    """Match a subject folder's file names to the contrasts and the label map."""
+    where = f"{folder.name}/"
+    niftis = sorted(n for n in names if nifti_stem(n) is not None)
+    found, prefixes, others = _match_roles(niftis, dataset)
     if not any(c in found for c in CONTRASTS):
         return Problem(
             subject, where,
-            f"file names do not follow the BraTS naming (expected {EXPECTED_NAMING}; "
-            f"found: {_listing(niftis)})",
+            f"file names do not follow the {dataset.naming} naming (expected "
+            f"{expected_naming(dataset)}; found: {_listing(niftis)}){_naming_hint(niftis, dataset)}",
         )
-    for suffix, files in found.items():
+    for role, files in found.items():
         if len(files) > 1:
-            return Problem(subject, ", ".join(files), f"more than one file for {suffix}")
+            return Problem(subject, ", ".join(files),
+                           f"more than one file for {dataset.suffix(role)}")
     if len(prefixes) > 1:
         named = [f for files in found.values() for f in files]
         # name the strays when the folder's own name is one of the prefixes
-        strays = [f for f in named
-                  if _split_stem(nifti_stem(f))[0].lower() != subject.lower()]
+        strays = [f for f in named if _split_stem(nifti_stem(f), dataset.separator)[0].lower()
+                  != subject.lower()]
         return Problem(
             subject, ", ".join(strays if len(strays) < len(named) else named),
             f"the file names name different subjects ({', '.join(sorted(prefixes.values()))}); "
             "one folder must hold one subject's files",
         )
-
     missing = [c for c in CONTRASTS if c not in found]
     if missing:
-        expected = ", ".join(f"*_{c}.nii[.gz]" for c in missing)
+        expected = ", ".join(f"*{dataset.separator}{dataset.suffix(c)}.nii[.gz]" for c in missing)
         return Problem(
             subject, where,
-            f"missing contrast {', '.join(missing)} (expected {expected}; "
-            f"found: {_listing(niftis)})",
+            f"missing contrast {', '.join(dataset.suffix(c) for c in missing)} (expected "
+            f"{expected}; found: {_listing(niftis)})",
         )
-
-    label: Path | None = None
-    if LABEL_SUFFIX in found:
-        label = folder / found[LABEL_SUFFIX][0]
-    else:
-        candidates = [n for n in others if "seg" in n.lower()]
-        if len(candidates) == 1:
-            label = folder / candidates[0]
-        elif len(candidates) > 1:
-            return Problem(
-                subject, ", ".join(candidates), "no *_seg file and several candidate label maps"
-            )
+    label = _label_file(subject, folder, found, others, dataset.separator)
+    if isinstance(label, Problem):
+        return label
     images = {c: folder / found[c][0] for c in CONTRASTS}
     return SubjectFiles(subject=subject, images=images, label=label)
 
 
-def discover_subjects(data_dir: str | os.PathLike) -> Discovery:
+def _label_file(subject: str, folder: Path, found: dict[str, list[str]], others: list[str],
+                separator: str) -> Path | None | Problem:
+    """The label map: the ``seg`` file, else the one other NIfTI named like one (BraTS 2020's
+    Training_355), else none."""
+    if LABEL_SUFFIX in found:
+        return folder / found[LABEL_SUFFIX][0]
+    candidates = [n for n in others if "seg" in n.lower()]
+    if len(candidates) > 1:
+        return Problem(subject, ", ".join(candidates),
+                       f"no *{separator}seg file and several candidate label maps")
+    return folder / candidates[0] if candidates else None
+
+
+def _discover_msd(root: Path, dataset: Dataset, found: Discovery) -> Discovery:
+    """The Decathlon's layout: 4D images in imagesTr/ (labels in labelsTr/) and imagesTs/."""
+    labels_dir = root / MSD_LABELS
+    label_names = ({n for n in os.listdir(labels_dir) if not n.startswith(".")}
+                   if labels_dir.is_dir() else set())
+    used_labels = set()
+    for folder, labelled in ((root / MSD_IMAGES, True), (root / MSD_TEST_IMAGES, False)):
+        if not folder.is_dir():
+            continue
+        for name in sorted(os.listdir(folder)):
+            stem = nifti_stem(name)
+            if name.startswith(".") or stem is None:
+                found.ignored.append(f"{folder.name}/{name!r}: "
+                                     f"{'hidden file' if name.startswith('.') else 'not NIfTI'}")
+                continue
+            if bad_name := check_subject_name(stem):
+                found.excluded.append(Problem(stem, f"{folder.name}/{name}", bad_name))
+                continue
+            label = labels_dir / name if labelled and name in label_names else None
+            if label is not None:
+                used_labels.add(name)
+            found.subjects.append(SubjectFiles(
+                subject=stem, images={c: folder / name for c in CONTRASTS}, label=label,
+                channels=dataset.channel_of()))
+    found.ignored.extend(f"{MSD_LABELS}/{n!r}: a label map without an image in {MSD_IMAGES}/"
+                         for n in sorted(label_names - used_labels))
+    found.subjects.sort(key=lambda s: s.subject)
+    return found
+
+
+def discover_subjects(data_dir: str | os.PathLike, dataset: Dataset = BRATS2020) -> Discovery:
     """Find the subjects in ``data_dir``, sorted by name.
 
     Subjects whose folder cannot be used (unsafe name, other naming, missing
@@ -197,6 +300,8 @@ def discover_subjects(data_dir: str | os.PathLike) -> Discovery:
         raise NotADirectoryError(f"data_dir {str(root)!r} is not a folder")
 
     found = Discovery()
+    if dataset.layout == "msd":
+        return _discover_msd(root, dataset, found)
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if not entry.is_dir():
             what = "a NIfTI file" if nifti_stem(entry.name) is not None else "a file"
@@ -218,7 +323,7 @@ def discover_subjects(data_dir: str | os.PathLike) -> Discovery:
         if bad_name:
             found.excluded.append(Problem(entry.name, f"{entry.name}/", bad_name))
             continue
-        result = classify_folder(entry.name, Path(entry.path), names)
+        result = classify_folder(entry.name, Path(entry.path), names, dataset)
         if isinstance(result, Problem):
             found.excluded.append(result)
         else:

@@ -111,6 +111,33 @@ def _as_3d(subject: str, path: Path, voxels: np.ndarray, image: nib.Nifti1Image)
     return voxels, Geometry(voxels.shape, geometry.affine, geometry.pixdim[:3])
 
 
+def _channel_of(subject: str, path: Path, voxels: np.ndarray, image: nib.Nifti1Image,
+                channel: int, n_channels: int):
+    """Channel ``channel`` of a 4D image holding ``n_channels`` contrasts, as a 3D volume."""
+    if voxels.ndim != 4 or voxels.shape[3] != n_channels:
+        raise InvalidSubject(
+            subject, path,
+            f"expected a 4D image of {n_channels} contrasts (X, Y, Z, {n_channels}), got "
+            f"shape {tuple(image.shape)}",
+        )
+    return _as_3d(subject, path, voxels[..., channel], image)
+
+
+def _contrast_volumes(files: SubjectFiles):
+    """Contrast -> (path, voxels, geometry), each file read once (one 4D image, or four)."""
+    subject, read = files.subject, {}
+    for contrast in CONTRASTS:
+        path = files.images[contrast]
+        if path not in read:
+            read[path] = _read(subject, path)
+        image, voxels = read[path]
+        if files.channels is None:
+            yield contrast, path, *_as_3d(subject, path, voxels, image)
+        else:
+            yield contrast, path, *_channel_of(subject, path, voxels, image,
+                                               files.channels[contrast], len(files.channels))
+
+
 def _check_same_space(subject: str, path: Path, geometry: Geometry, reference: Geometry,
                       reference_file: Path, affine_atol_mm: float) -> None:
     if geometry.shape != reference.shape:
@@ -144,10 +171,7 @@ def load_subject(files: SubjectFiles, *, label_convention: str = "brats2020",
     reference: Geometry | None = None
     reference_file = files.images[CONTRASTS[0]]
     images: dict[str, np.ndarray] = {}
-    for contrast in CONTRASTS:
-        path = files.images[contrast]
-        image, voxels = _read(subject, path)
-        voxels, geometry = _as_3d(subject, path, voxels, image)
+    for contrast, path, voxels, geometry in _contrast_volumes(files):
         if reference is None:
             reference = geometry
         else:
@@ -161,7 +185,8 @@ def load_subject(files: SubjectFiles, *, label_convention: str = "brats2020",
         # Integer voxels (BraTS: int16) stay in the file's type, half the memory of float32;
         # preprocessing converts only the brain's box.
         if not voxels.any():
-            raise InvalidSubject(subject, path, "contrast is empty (every voxel is 0)")
+            raise InvalidSubject(subject, path, f"contrast {contrast} is empty (every voxel is 0)"
+                             if files.channels else "contrast is empty (every voxel is 0)")
         images[contrast] = voxels
 
     label = None
@@ -216,7 +241,7 @@ def _check_labels(subject: str, path: Path, voxels: np.ndarray, convention: str)
     if unexpected:
         others = [c for c, labels in LABEL_SETS.items()
                   if c != convention and set(int(v) for v in values) <= labels]
-        hint = (f" (are these {others[0]} labels? then set label_convention: {others[0]})"
+        hint = (f" (are these {others[0]} labels? then set dataset: {others[0]})"
                 if others else "")
         raise InvalidSubject(
             subject, path,

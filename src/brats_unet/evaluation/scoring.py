@@ -28,6 +28,7 @@ from brats_unet.evaluation.volumetry import (
     axis_consistency,
     components,
     region_volumes_ml,
+    resection_cavity_ml,
     volume_errors,
 )
 from brats_unet.io import Geometry, read_json
@@ -59,6 +60,7 @@ def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np
     axial = axes.index("axial")
     pred_masks, true_masks = region_masks(prediction), region_masks(truth)
     vol_true, vol_pred = region_volumes_ml(truth, spacing), region_volumes_ml(prediction, spacing)
+    cavity_ml = resection_cavity_ml(truth, spacing)
     rows = []
     for index, scores in enumerate(region_metrics(prediction, truth, spacing)):
         region = scores["region"]
@@ -70,6 +72,8 @@ def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np
             "dice_slicewise": slicewise_dice(pred, true, axis=axial),
             "volume_true_ml": vol_true[region], "volume_pred_ml": vol_pred[region],
             **{f"volume_{k}": v for k, v in volume_errors(vol_true[region], vol_pred[region]).items()},
+            # the case's reference cavity (BraTS 2024 post-treatment), in no region: 0 elsewhere
+            "resection_cavity_true_ml": cavity_ml,
             "components_true": n_true, "components_pred": n_pred,
             "largest_component_share_true": share_true,
             "largest_component_share_pred": share_pred,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from brats_unet.labels import REGION_LABELS, REGIONS
+from brats_unet.labels import REGION_LABELS, REGIONS, RESECTION_CAVITY
 
 
 def voxel_volume_ml(pixdim: Sequence[float]) -> float:
@@ -55,6 +55,12 @@ def region_volumes_ml(labels: np.ndarray, pixdim: Sequence[float]) -> dict[str, 
         region: int(np.count_nonzero(np.isin(labels, REGION_LABELS[region]))) * per_voxel
         for region in REGIONS
     }
+
+
+def resection_cavity_ml(labels: np.ndarray, pixdim: Sequence[float]) -> float:
+    """Volume of the resection cavity (canonical :data:`~brats_unet.labels.RESECTION_CAVITY`,
+    BraTS 2024 post-treatment's label 4) in ml; 0 where the dataset has no such label."""
+    return int(np.count_nonzero(np.asarray(labels) == RESECTION_CAVITY)) * voxel_volume_ml(pixdim)
 
 
 def components(mask: np.ndarray) -> tuple[int, float]:

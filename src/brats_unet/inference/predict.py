@@ -324,7 +324,9 @@ def write_segmentation(labels_ijk: np.ndarray, properties: CaseProperties,
         labels_ijk: uint8 canonical labels in the input's shape (from :func:`segment_case`).
         properties: the case's record (its ``geometry``: affine, pixdim in mm).
         path: ``.nii.gz`` (compressed) or ``.nii``.
-        label_convention: "brats2020" or "brats2021" (ET = 4), "brats2023" (ET = 3) in the file.
+        label_convention: the dataset convention whose label values the file gets
+            (:data:`brats_unet.labels.FILE_LABELS`: brats2020 and brats2021 ET = 4, brats2023
+            ET = 3, msd-task01 its own order).
     """
     geometry = properties.geometry
     if tuple(labels_ijk.shape) != geometry.shape:

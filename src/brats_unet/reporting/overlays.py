@@ -169,8 +169,8 @@ def load_overlay_inputs(
     """Read a subject's FLAIR, reference labels and each model's prediction.
 
     Arrays keep the file's voxel order (i, j, k); pass the FLAIR's affine to
-    :func:`overlay_figure`. Labels become int16; with ``label_convention="brats2023"``
-    a label 3 (enhancing tumour) is mapped to the canonical 4.
+    :func:`overlay_figure`. Labels become canonical int16 (``label_convention``: the
+    dataset's values, for example ``"brats2023"``'s enhancing tumour 3 becomes 4).
 
     Returns:
         ``(flair, truth, predictions)`` with ``predictions`` model -> labels.

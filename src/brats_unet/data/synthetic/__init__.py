@@ -31,12 +31,13 @@ from brats_unet.data.synthetic.generate import (
     brats_affine,
     generate_case,
     generate_dataset,
+    subject_index,
     subject_name,
     write_raw_case,
 )
 
 __all__ = [
     "BRATS_SHAPE", "CONTRASTS", "RELATIVE_INTENSITY", "TISSUES", "WORLD_CENTRE_MM",
-    "SyntheticCase", "brats_affine", "generate_case", "generate_dataset", "subject_name",
-    "write_raw_case",
+    "SyntheticCase", "brats_affine", "generate_case", "generate_dataset", "subject_index",
+    "subject_name", "write_raw_case",
 ]

@@ -2,7 +2,9 @@
 
 The recipe is :func:`_generate`: every draw that shapes the case (``anatomy``'s head,
 tumour and contrasts) comes before the grid-sized noise draws. The files follow
-:func:`brats_unet.data.subjects.raw_subject_files`, the one spelling of the BraTS naming.
+:func:`brats_unet.data.subjects.raw_subject_files`, the one spelling of each dataset
+convention's layout, with the convention's names and label values: the same case can be
+written as BraTS 2020, 2021, 2023+ or the Decathlon's Task01.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brats_unet.data.datasets import BRATS2020, Dataset
 from brats_unet.data.subjects import CONTRASTS, LABEL_SUFFIX, raw_subject_files
 from brats_unet.data.synthetic.anatomy import (
     TISSUES,
@@ -25,6 +28,7 @@ from brats_unet.data.synthetic.anatomy import (
     render,
 )
 from brats_unet.io import save_nifti
+from brats_unet.labels import from_canonical
 
 BRATS_SHAPE: tuple[int, int, int] = (240, 240, 155)
 #: World position (mm) of the centre of the volume, near that of a BraTS (SRI24) brain.
@@ -47,11 +51,32 @@ class SyntheticCase:
     has_enhancing: bool
 
 
-def subject_name(index: int) -> str:
-    """BraTS 2020 training name: 1 -> ``BraTS20_Training_001`` (more digits from 1000 on)."""
+#: How each dataset names subject ``index`` (1 -> BraTS20_Training_001, BraTS2021_00001,
+#: BraTS-GLI-00001-000, BRATS_001); more digits when the index needs them.
+_SUBJECT_NAMES = {
+    "brats2020": "BraTS20_Training_{index:03d}",
+    "brats2021": "BraTS2021_{index:05d}",
+    "brats2023": "BraTS-GLI-{index:05d}-000",
+    "brats2024-post": "BraTS-GLI-{index:05d}-100",
+    "msd-task01": "BRATS_{index:03d}",
+}
+
+
+def subject_name(index: int, dataset: Dataset = BRATS2020) -> str:
+    """The name ``dataset`` gives subject ``index``: 1 -> ``BraTS20_Training_001`` in BraTS
+    2020's (more digits from 1000 on)."""
     if index < 0:
         raise ValueError(f"subject index must be >= 0, got {index}")
-    return f"BraTS20_Training_{index:03d}"
+    return _SUBJECT_NAMES[dataset.name].format(index=index)
+
+
+def subject_index(name: str, dataset: Dataset = BRATS2020) -> int:
+    """The index that :func:`subject_name` turned into ``name``."""
+    head = _SUBJECT_NAMES[dataset.name].split("{")[0]
+    digits = name[len(head):].split("-")[0] if name.startswith(head) else ""
+    if not digits.isdigit():
+        raise ValueError(f"{name!r} is not a synthetic {dataset.name} subject name")
+    return int(digits)
 
 
 def brats_affine(*, shape: tuple[int, int, int], spacing_mm: tuple[float, float, float],
@@ -125,22 +150,30 @@ def generate_case(*, seed: int, index: int, shape: tuple[int, int, int] = BRATS_
     return case
 
 
-def write_raw_case(case: SyntheticCase, out_dir: str | os.PathLike,
-                   subject: str) -> dict[str, Path]:
-    """Write ``case`` as the BraTS subject folder ``out_dir/<subject>/``, one ``.nii.gz`` per
-    contrast and the label map (``<subject>_seg``); returns role -> path, contrasts first."""
-    written = raw_subject_files(out_dir, subject).by_role()
+def write_raw_case(case: SyntheticCase, out_dir: str | os.PathLike, subject: str,
+                   dataset: Dataset = BRATS2020) -> dict[str, Path]:
+    """Write ``case`` in ``dataset``'s layout under ``out_dir`` (BraTS: the subject folder
+    ``out_dir/<subject>/``, one ``.nii.gz`` per contrast and the label map; the Decathlon: one
+    4D image and the label map), labels in the dataset's values; returns role -> path of each
+    file written, contrasts first."""
+    written = raw_subject_files(out_dir, subject, dataset=dataset).distinct_files()
     for role, path in written.items():
-        data = case.label if role == LABEL_SUFFIX else case.images[role]
-        save_nifti(data, case.affine, path, pixdim=case.pixdim)
+        if role == LABEL_SUFFIX:
+            data = from_canonical(case.label, dataset.name)
+        elif dataset.layout == "msd":
+            data = np.stack([case.images[c] for c in dataset.channels], axis=-1)
+        else:
+            data = case.images[role]
+        save_nifti(data, case.affine, path, pixdim=tuple(case.pixdim) + (1.0,) * (data.ndim - 3))
     return written
 
 
 def generate_dataset(out_dir: str | os.PathLike, *, n: int, seed: int,
                      shape: tuple[int, int, int] = BRATS_SHAPE,
                      spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                     no_et_probability: float = 0.2, start_index: int = 1) -> list[str]:
-    """Write ``n`` cases (indices ``start_index`` on) as BraTS subject folders; returns the names.
+                     no_et_probability: float = 0.2, start_index: int = 1,
+                     dataset: Dataset = BRATS2020) -> list[str]:
+    """Write ``n`` cases (indices ``start_index`` on) in ``dataset``'s layout; returns the names.
 
     ``shape``, ``spacing_mm`` (mm), ``no_et_probability``: as in :func:`generate_case`.
     """
@@ -148,9 +181,9 @@ def generate_dataset(out_dir: str | os.PathLike, *, n: int, seed: int,
         raise ValueError(f"n must be >= 0, got {n}")
     names = []
     for index in range(start_index, start_index + n):
-        name = subject_name(index)
+        name = subject_name(index, dataset)
         case = generate_case(seed=seed, index=index, shape=shape, spacing_mm=spacing_mm,
                              no_et_probability=no_et_probability)
-        write_raw_case(case, out_dir, name)
+        write_raw_case(case, out_dir, name, dataset)
         names.append(name)
     return names
