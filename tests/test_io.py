@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from brats_unet.io import atomic_directory, atomic_path, read_json, write_json
+from brats_unet.io import atomic_directory, atomic_path, read_json, read_record, write_json
 
 
 def test_atomic_path_publishes_only_a_finished_file(tmp_path: Path):
@@ -47,3 +47,15 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_record_with_missing_or_unknown_keys_names_the_file_and_the_keys(tmp_path: Path):
+    path = tmp_path / "record.json"
+    write_json({"a": 1, "c": 3}, path)
+    assert read_record(path, ("a", "c"), "a thing") == {"a": 1, "c": 3}
+    with pytest.raises(ValueError, match=r"record.json: not a thing of this version: "
+                       r"missing keys \['b'\], unknown keys \['c'\]"):
+        read_record(path, ("a", "b"), "a thing")
+    write_json([1, 2], path)
+    with pytest.raises(ValueError, match="not a thing .a JSON object was expected"):
+        read_record(path, ("a",), "a thing")

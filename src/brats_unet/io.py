@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,3 +171,17 @@ def write_json(data: Any, path: str | os.PathLike) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def read_record(path: str | os.PathLike, keys: Sequence[str], what: str) -> dict[str, Any]:
+    """The JSON object in ``path`` with exactly ``keys``, for a stage's typed record; a
+    ValueError naming the file, ``what`` it should hold and the missing or unknown keys."""
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not {what} (a JSON object was expected)")
+    missing = [key for key in keys if key not in record]
+    unknown = sorted(set(record) - set(keys))
+    if missing or unknown:
+        raise ValueError(f"{path}: not {what} of this version: "
+                         f"missing keys {missing}, unknown keys {unknown}")
+    return record

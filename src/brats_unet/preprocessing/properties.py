@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from brats_unet.io import Geometry, read_json, write_json
+from brats_unet.io import Geometry, read_record, write_json
 
 PROPERTIES_FILE = "properties.json"
 
@@ -66,14 +66,7 @@ def read_case_properties(case_dir: str | os.PathLike) -> CaseProperties:
     """The properties of the preprocessed case in ``case_dir``; a ValueError naming the file
     and the keys if it holds no such record."""
     path = Path(case_dir) / PROPERTIES_FILE
-    record = read_json(path)
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: not a case's properties (a JSON object was expected)")
-    missing = [key for key in KEYS if key not in record]
-    unknown = sorted(set(record) - set(KEYS))
-    if missing or unknown:
-        raise ValueError(f"{path}: not a case's properties of this version: "
-                         f"missing keys {missing}, unknown keys {unknown}")
+    record = read_record(path, KEYS, "a case's properties")
     properties = CaseProperties(
         subject=record["subject"],
         geometry=Geometry.from_json(record["geometry"]),

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from brats_unet.io import read_json, write_json
+from brats_unet.io import read_record, write_json
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,4 @@ def write_training_summary(summary: TrainingSummary, path: str | os.PathLike) ->
 
 def read_training_summary(path: str | os.PathLike) -> TrainingSummary:
     """The summary in ``path``; a ValueError naming the file and the keys if it is not one."""
-    record = read_json(path)
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: not a training summary (a JSON object was expected)")
-    missing = [name for name in FIELDS if name not in record]
-    unknown = sorted(set(record) - set(FIELDS))
-    if missing or unknown:
-        raise ValueError(f"{path}: not a training summary of this version: "
-                         f"missing keys {missing}, unknown keys {unknown}")
-    return TrainingSummary(**record)
+    return TrainingSummary(**read_record(path, FIELDS, "a training summary"))
