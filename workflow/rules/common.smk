@@ -102,6 +102,8 @@ def model_patch(model):
 # no rule: pulled files' new modification times then never trigger retraining).
 PRETRAINED = config["weights"] == "pretrained"
 TRAINED_DIR = "results/models"
+# The train job's outputs for the {model} wildcard by suffix (weights, history, summary).
+TRAINED_FILES = {suffix: str(path) for suffix, path in model_files(TRAINED_DIR, "{model}").items()}
 MODELS_DIR = config["pretrained_dir"] if PRETRAINED else TRAINED_DIR
 
 if PRETRAINED and (missing := missing_files(MODELS_DIR, config["model_names"])):
@@ -118,11 +120,6 @@ if PRETRAINED and (missing := missing_files(MODELS_DIR, config["model_names"])):
 def model_file(model, suffix=".keras"):
     """A model's weights (.keras), training summary (.json) or history (.history.csv)."""
     return str(model_files(MODELS_DIR, model)[suffix])
-
-
-def trained_file(suffix):
-    """What rule train writes for the {model} wildcard: weights, history or summary."""
-    return str(model_files(TRAINED_DIR, "{model}")[suffix])
 
 
 def every_model_file(suffix):

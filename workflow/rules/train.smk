@@ -6,9 +6,9 @@ rule train:
         split="results/split.json",
         cases=expand("results/preprocessed/{subject}", subject=sorted(SUBJECT_FILES)),
     output:
-        weights=trained_file(".keras"),
-        history=trained_file(".history.csv"),
-        summary=trained_file(".json"),
+        weights=TRAINED_FILES[".keras"],
+        history=TRAINED_FILES[".history.csv"],
+        summary=TRAINED_FILES[".json"],
     log:
         "logs/train/{model}.log",
     benchmark:
