@@ -28,7 +28,7 @@ def pytest_addoption(parser):
 # fixtures once, and a worker takes the next module when it is nearly done: heaviest first, the
 # two finish at about the same time. Modules not named here follow in their usual order.
 HEAVIEST_FIRST = ("test_workflow", "test_reliability", "test_slurm", "test_dvc", "test_unets",
-                  "test_train", "test_runtime", "test_bad_inputs")
+                  "test_dataset_layouts", "test_train", "test_runtime", "test_bad_inputs")
 
 
 def _cost_rank(item) -> int:

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src/brats_unet"
 SHARED = ("io", "labels", "runtime", "logs", "voxels")
 STAGES = ("data", "preprocessing", "models", "training", "inference", "evaluation", "reporting")
-ON_TOP = ("config", "segment", "cli")  # above the stages: may import any of them
+ON_TOP = ("config", "segment", "doctor", "cli")  # above the stages: may import any of them
 FRAMEWORKS = ("keras", "tensorflow", "torch", "jax")
 KERAS_FREE = ("evaluation", "reporting")
 

@@ -25,7 +25,8 @@ Shared modules: ``io`` (NIfTI and atomic files), ``labels`` (label conventions, 
 ``runtime`` (back end, threads, GPUs, precision, XLA, determinism), ``logs`` (job logs),
 ``voxels`` (which plane each axis is, bounding boxes). On top of the stages: ``config`` (the
 workflow's config checked against its schema), ``segment`` (a trained model applied file to
-file, for the workflow and the command line) and ``cli`` (the ``brats-unet`` command).
+file, for the workflow and the command line), ``doctor`` (what a machine gives the pipeline)
+and ``cli`` (the ``brats-unet`` command).
 Importing the package imports none of the heavy frameworks; Keras is loaded only by the
 modules that need it.
 

@@ -101,10 +101,23 @@ def _publish_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="brats-unet", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _doctor(args: argparse.Namespace) -> int:
+    import yaml
 
+    from brats_unet.config import config_problems
+    from brats_unet.doctor import run_doctor
+
+    with open(args.config) as handle:
+        config = yaml.safe_load(handle)
+    if problems := config_problems(config, args.config.parent / "schema.yaml"):
+        print("invalid configuration:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    lines = run_doctor(config)
+    print("\n".join(lines))
+    return 1 if any(line.startswith("WARNING") for line in lines) else 0
+
+
+def _add_synth(sub) -> None:
     synth = sub.add_parser("synth", help="write synthetic BraTS-format subjects")
     synth.add_argument("out", type=Path, help="folder to write the subject folders into")
     synth.add_argument("--n", type=int, default=10, help="number of subjects (default 10)")
@@ -121,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="layout, names and labels to write (default brats2020)")
     synth.set_defaults(func=_synth)
 
+
+def _add_qc(sub) -> None:
     qc = sub.add_parser("qc", help="find and validate the subjects of a BraTS data folder")
     qc.add_argument("data_dir", type=Path)
     qc.add_argument("--dataset", choices=["auto", *sorted(DATASETS)], default="auto",
@@ -129,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--out", type=Path, help="write the table here instead of standard output")
     qc.set_defaults(func=_qc)
 
+
+def _add_segment(sub) -> None:
     seg = sub.add_parser("segment", help="segment one new patient with a trained model and "
                          "print each region's volume in ml")
     seg.add_argument("--model", type=Path, required=True, help="a trained .keras model")
@@ -148,6 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "`backend: auto`)")
     seg.set_defaults(func=_segment)
 
+
+def _add_doctor(sub) -> None:
+    doc = sub.add_parser("doctor", help="what this machine gives the pipeline: CPU, GPUs each "
+                         "Keras back end sees, the back end, precision and XLA a job would use")
+    doc.add_argument("--config", type=Path, default=Path("config/config.yaml"),
+                     help="the config whose choices to show (default config/config.yaml)")
+    doc.set_defaults(func=_doctor)
+
+
+def _add_publish_weights(sub) -> None:
     pub = sub.add_parser("publish-weights", help="copy trained models into the folder DVC "
                          "tracks and pushes (read back with `weights: pretrained`)")
     pub.add_argument("models", nargs="*", help="models to publish (default: config model_names)")
@@ -155,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--models-dir", type=Path, default=Path("results/models"))
     pub.add_argument("--out", type=Path, default=Path("weights"))
     pub.set_defaults(func=_publish_weights)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brats-unet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_synth(sub)
+    _add_qc(sub)
+    _add_segment(sub)
+    _add_doctor(sub)
+    _add_publish_weights(sub)
     return parser
 
 
