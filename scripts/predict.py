@@ -1,14 +1,14 @@
 """Snakemake job: segment one subject with one model, in the input's geometry."""
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
-from brats_unet.runtime import resolve_backend
+from brats_unet.logs import job_log
 
-backend = resolve_backend(snakemake.params.backend)  # sets KERAS_BACKEND: before Keras is imported
-
-from brats_unet.logs import job_log  # noqa: E402
-from brats_unet.runtime import limit_threads  # noqa: E402
-from brats_unet.segment import predict_to_file  # noqa: E402
-
+# The back end's start-up messages land in the job's log: import it inside.
 with job_log(snakemake.log[0]) as log:
+    from brats_unet.runtime import limit_threads, resolve_backend
+
+    backend = resolve_backend(snakemake.params.backend)  # sets KERAS_BACKEND, before Keras
+    from brats_unet.segment import predict_to_file
+
     limit_threads(snakemake.threads)  # the job's share of the CPUs, not the machine's
     timing = predict_to_file(
         snakemake.input.model,

@@ -1,18 +1,18 @@
 """Snakemake job: train one model on the training subjects, choosing its checkpoint on validation."""
+from pathlib import Path
+
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
-from brats_unet.runtime import resolve_backend
+from brats_unet.logs import job_log
 
-backend = resolve_backend(snakemake.params.backend)  # sets KERAS_BACKEND: before Keras is imported
-
-from pathlib import Path  # noqa: E402
-
-from brats_unet.io import read_json  # noqa: E402
-from brats_unet.logs import job_log  # noqa: E402
-from brats_unet.runtime import limit_threads  # noqa: E402
-from brats_unet.training.settings import settings_for  # noqa: E402
-from brats_unet.training.train import train_model  # noqa: E402
-
+# The back end's start-up messages land in the job's log: import it inside.
 with job_log(snakemake.log[0]) as log:
+    from brats_unet.runtime import limit_threads, resolve_backend
+
+    backend = resolve_backend(snakemake.params.backend)  # sets KERAS_BACKEND, before Keras
+    from brats_unet.io import read_json
+    from brats_unet.training.settings import settings_for
+    from brats_unet.training.train import train_model
+
     limit_threads(snakemake.threads)  # the job's share of the CPUs, not the machine's
     log.info("back end %s (%s)", backend.backend, backend.reason)
     model = snakemake.wildcards.model

@@ -47,7 +47,8 @@ def studies(tmp_path_factory) -> dict[str, Path]:
                          no_et_probability=0.25, dataset=DATASETS[name])
         study.mkdir()
         extra = {} if not done else {"weights": "pretrained", "pretrained_dir": str(pulled)}
-        snakemake(study, "results/per_case.csv", config=_config(data, **extra))
+        result = snakemake(study, "results/per_case.csv", config=_config(data, **extra))
+        (study / "terminal.txt").write_text(result.stdout + result.stderr)
         if not done:
             shutil.copytree(study / "results/models", pulled)
         done[name] = study
@@ -105,3 +106,15 @@ def test_predictions_are_written_in_the_datasets_own_labels_and_names(studies, n
 def test_synthetic_data_is_written_in_the_configured_layout(tmp_path, name, first_file):
     result = snakemake(tmp_path, "-n", config={**TINY, "dataset": name})
     assert first_file in result.stdout
+
+
+def test_the_back_ends_start_up_messages_stay_in_the_job_logs(studies):
+    trained = studies[LAYOUTS[0]]
+    terminal = (trained / "terminal.txt").read_text()
+    assert "Finished job" in terminal or "steps (100%) done" in terminal
+    for noise in ("oneDNN custom operations", "cpu_feature_guard", "- val_dice_mean: "):
+        assert noise not in terminal
+    train_log = (trained / f"logs/train/{MODEL}.log").read_text()
+    # TensorFlow's start-up lines and Keras' own epoch line, beside the package's records
+    assert "oneDNN custom operations" in train_log and "- val_dice_mean: " in train_log
+    assert "INFO back end tensorflow" in train_log

@@ -5,9 +5,9 @@ rule synthesize_subject:
     output:
         **{
             role: str(path)
-            for role, path in raw_subject_files(
-                SYNTHETIC_DIR, "{subject}", dataset=DATASET
-            ).distinct_files().items()
+            for role, path in raw_subject_files(SYNTHETIC_DIR, "{subject}", dataset=DATASET)
+            .distinct_files()
+            .items()
         },
     log:
         "logs/synthesize/{subject}.log",
