@@ -14,6 +14,7 @@ with job_log(snakemake.log[0]) as log:
         subjects=params.subjects, flair=inputs.flair, labels=inputs.labels,
         predictions=inputs.predictions, config=params.config, repo_dir=Path(params.repo_dir),
         figures_dir=Path(snakemake.output.figures), label_convention=params.label_convention,
+        flair_channel=params.flair_channel,
     )
     with atomic_path(snakemake.output.html) as tmp:
         tmp.write_text(html)

@@ -47,7 +47,10 @@ def studies(tmp_path_factory) -> dict[str, Path]:
                          no_et_probability=0.25, dataset=DATASETS[name])
         study.mkdir()
         extra = {} if not done else {"weights": "pretrained", "pretrained_dir": str(pulled)}
-        result = snakemake(study, "results/per_case.csv", config=_config(data, **extra))
+        # the Decathlon's study to the report too: its FLAIR is one channel of a 4D image
+        targets = ["results/per_case.csv"] + (["reports/report.html"] if name == "msd-task01"
+                                               else [])
+        result = snakemake(study, *targets, config=_config(data, **extra))
         (study / "terminal.txt").write_text(result.stdout + result.stderr)
         if not done:
             shutil.copytree(study / "results/models", pulled)
@@ -118,3 +121,10 @@ def test_the_back_ends_start_up_messages_stay_in_the_job_logs(studies):
     # TensorFlow's start-up lines and Keras' own epoch line, beside the package's records
     assert "oneDNN custom operations" in train_log and "- val_dice_mean: " in train_log
     assert "INFO back end tensorflow" in train_log
+
+
+def test_the_report_of_a_decathlon_study_draws_the_flair_channel(studies):
+    study = studies["msd-task01"]
+    page = (study / "reports/report.html").read_text()
+    assert page.count('<figure id="overlay_') == 3
+    assert (study / "reports/figures/overlay_best.png").stat().st_size > 10_000

@@ -39,13 +39,22 @@ def test_a_gpu_tensorflow_sees_gets_mixed_precision_and_xla():
     assert "  XLA (jit_compile): on (config: auto)" in lines
 
 
-def test_a_gpu_tensorflow_cannot_use_is_a_warning_with_the_fix():
+def test_a_gpu_only_pytorch_can_use_is_noted_with_the_fix():
     lines = _report(True, torch_gpus=["NVIDIA H200"])
     assert any("would run on: torch (auto: TensorFlow sees no GPU" in line for line in lines)
     assert "  torch 2.13.0: GPUs it can use: NVIDIA H200" in lines
     assert "  XLA (jit_compile): off (config: auto)" in lines  # XLA only with TensorFlow
+    assert not [line for line in lines if line.startswith("WARNING")]  # it trains on the GPU
+    (note,) = [line for line in lines if line.startswith("NOTE")]
+    assert "TensorFlow sees none of the GPUs (torch does)" in note and "BRATS_UNET_EXTRAS=gpu" in note
+
+
+def test_a_gpu_no_back_end_can_use_is_a_warning_with_the_fix():
+    lines = _report(True)
+    assert "  on the CPU" in lines
     (warning,) = [line for line in lines if line.startswith("WARNING")]
-    assert "TensorFlow sees none of the GPUs" in warning and "BRATS_UNET_EXTRAS=gpu" in warning
+    assert "tensorflow sees none of it: the job would train on the CPU" in warning
+    assert "BRATS_UNET_EXTRAS=gpu" in warning
 
 
 def test_a_configured_back_end_that_is_missing_is_a_warning():
@@ -63,8 +72,10 @@ def test_the_config_decides_precision_and_xla():
 
 def test_the_command_reports_this_machine():
     done = subprocess.run([str(Path(sys.executable).with_name("brats-unet")), "doctor",
-                           "--config", str(REPO / "config/config.yaml")],
+                           "--config", str(REPO / "config/config.yaml"),
+                           str(REPO / "config/presets/cpu.yaml")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode in (0, 1), done.stderr
     assert done.stdout.startswith("CPU: ") and "Keras back ends:" in done.stdout
     assert "  tensorflow 2." in done.stdout and "A training job here would run on:" in done.stdout
+    assert "CPU threads: a training job 8, a prediction job 2" in done.stdout  # the preset's

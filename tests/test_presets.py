@@ -1,29 +1,17 @@
 """The real-data presets: each one, laid over config/config.yaml as Snakemake lays a
 --configfile, is a valid config whose patches fit its networks, and the DAG takes it."""
 
-import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
-from brats_unet.config import config_problems
+from brats_unet.config import config_problems, laid_over
 from test_workflow import snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = sorted((REPO / "config/presets").glob("*.yaml"))
 BASE = yaml.safe_load((REPO / "config/config.yaml").read_text())
-
-
-def _laid_over(base: dict, preset: dict) -> dict:
-    """Nested keys of ``preset`` replace those of ``base`` one by one (Snakemake's update)."""
-    merged = copy.deepcopy(base)
-    for key, value in preset.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _laid_over(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def test_there_are_full_and_short_gpu_presets_and_a_cpu_one():
@@ -32,7 +20,7 @@ def test_there_are_full_and_short_gpu_presets_and_a_cpu_one():
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
 def test_a_preset_is_a_valid_config_whose_patches_fit_its_networks(preset):
-    config = _laid_over(BASE, yaml.safe_load(preset.read_text()))
+    config = laid_over(BASE, yaml.safe_load(preset.read_text()))
     assert config_problems(config, REPO / "config/schema.yaml") == []
     for name, model in config["models"].items():
         divisor = 2 ** (model["architecture"]["depth"] - 1)

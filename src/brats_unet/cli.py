@@ -104,12 +104,14 @@ def _publish_weights(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     import yaml
 
-    from brats_unet.config import config_problems
+    from brats_unet.config import config_problems, laid_over
     from brats_unet.doctor import run_doctor
 
-    with open(args.config) as handle:
-        config = yaml.safe_load(handle)
-    if problems := config_problems(config, args.config.parent / "schema.yaml"):
+    config: dict = {}
+    for path in args.config:  # laid one over the other, as Snakemake lays --configfile
+        with open(path) as handle:
+            config = laid_over(config, yaml.safe_load(handle) or {})
+    if problems := config_problems(config, args.config[0].parent / "schema.yaml"):
         print("invalid configuration:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
     lines = run_doctor(config)
@@ -169,8 +171,10 @@ def _add_segment(sub) -> None:
 def _add_doctor(sub) -> None:
     doc = sub.add_parser("doctor", help="what this machine gives the pipeline: CPU, GPUs each "
                          "Keras back end sees, the back end, precision and XLA a job would use")
-    doc.add_argument("--config", type=Path, default=Path("config/config.yaml"),
-                     help="the config whose choices to show (default config/config.yaml)")
+    doc.add_argument("--config", type=Path, nargs="+", default=[Path("config/config.yaml")],
+                     help="config files laid one over the other, the first beside its "
+                          "schema.yaml (default config/config.yaml; for a preset: "
+                          "config/config.yaml config/presets/gpu-full.yaml)")
     doc.set_defaults(func=_doctor)
 
 

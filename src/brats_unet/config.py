@@ -34,3 +34,13 @@ def config_problems(config: dict[str, Any], schema_path: str | os.PathLike) -> l
         if problem := pretrained_dir_problem(config["pretrained_dir"]):
             problems.append(problem)
     return problems
+
+
+def laid_over(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """``more``'s keys replace ``base``'s, nested mappings key by key: how Snakemake lays a
+    ``--configfile`` (a preset) over ``config/config.yaml``."""
+    merged = dict(base)
+    for key, value in more.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = laid_over(merged[key], value) if both else value
+    return merged

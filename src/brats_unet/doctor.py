@@ -66,8 +66,12 @@ def probe_backend(backend: str, timeout_s: float = 180.0) -> BackendProbe:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         return BackendProbe(backend, "unknown", error=f"import failed ({last})")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    return BackendProbe(backend, answer["version"], tuple(answer["gpus"]))
+    try:
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        return BackendProbe(backend, answer["version"], tuple(answer["gpus"]))
+    except (IndexError, ValueError, KeyError, TypeError):
+        return BackendProbe(backend, "unknown", error=f"no answer read from its output "
+                                                      f"({done.stdout.strip()[-200:]!r})")
 
 
 def _backend_line(probe: BackendProbe) -> str:
@@ -104,9 +108,12 @@ def doctor_lines(*, cpu: str, nvidia_gpu: bool, probes: Mapping[str, BackendProb
         f"CPU threads: a training job {config['train_resources']['threads']}, a prediction job "
         f"{config['inference_resources']['threads']} (config; Snakemake lowers them to --cores)",
     ]
-    if nvidia_gpu and sees.get("tensorflow") is False:
-        lines.append(f"WARNING: TensorFlow sees none of the GPUs: it would train on the CPU. "
-                     f"Install {GPU_SETUP}.")
+    if nvidia_gpu and n_gpus == 0:
+        lines.append(f"WARNING: a GPU is there but {choice.backend} sees none of it: the job "
+                     f"would train on the CPU. Install {GPU_SETUP}.")
+    elif nvidia_gpu and sees.get("tensorflow") is False:
+        lines.append(f"NOTE: TensorFlow sees none of the GPUs ({choice.backend} does); for "
+                     f"TensorFlow install {GPU_SETUP}.")
     if chosen is None or chosen.version is None:
         lines.append(f"WARNING: {choice.backend} is not installed here: install the project "
                      "with bash bin/setup.")

@@ -85,6 +85,12 @@ def from_canonical(labels: np.ndarray, convention: str) -> np.ndarray:
     return out
 
 
+def tumour_mask(labels: np.ndarray) -> np.ndarray:
+    """Where a canonical label map has tumour (the whole tumour, WT): not the background and
+    not the resection cavity."""
+    return np.isin(labels, REGION_LABELS["WT"])
+
+
 def region_masks(labels: np.ndarray) -> np.ndarray:
     """Boolean masks of WT, TC and ET stacked on a new last axis, from a canonical label map."""
     return np.stack([np.isin(labels, REGION_LABELS[r]) for r in REGIONS], axis=-1)

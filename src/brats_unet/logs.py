@@ -30,13 +30,20 @@ def output_into(path: str | os.PathLike) -> Iterator[None]:
         stream.flush()
     target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     saved = [os.dup(1), os.dup(2)]
+    reconfigure = getattr(sys.stdout, "reconfigure", None)  # absent where stdout is replaced
+    buffering = getattr(sys.stdout, "line_buffering", False)
     try:
         os.dup2(target, 1)
         os.dup2(target, 2)
+        # a line at a time, so a job killed (out of memory, a cluster's limit) loses none
+        if reconfigure:
+            reconfigure(line_buffering=True)
         yield
     finally:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
+        if reconfigure:
+            reconfigure(line_buffering=buffering)
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in (*saved, target):
@@ -61,6 +68,10 @@ def job_log(path: str | os.PathLike, name: str = "brats_unet") -> Iterator[loggi
         with output:
             try:
                 yield logger
+            except SystemExit as done:
+                if done.code not in (None, 0):
+                    logger.exception("job failed")
+                raise
             except BaseException:
                 logger.exception("job failed")
                 raise

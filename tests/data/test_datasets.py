@@ -1,5 +1,6 @@
 """Dataset conventions: each BraTS release's and the Decathlon's layout, names and labels."""
 
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -7,7 +8,13 @@ import numpy as np
 import pytest
 
 from brats_unet.config import config_problems
-from brats_unet.data.datasets import DATASETS, dataset, detect_dataset, resolve_dataset
+from brats_unet.data.datasets import (
+    DATASETS,
+    dataset,
+    detect_dataset,
+    explain_dataset,
+    resolve_dataset,
+)
 from brats_unet.data.subjects import discover_subjects, raw_subject_files
 from brats_unet.data.synthetic import (
     generate_case,
@@ -179,7 +186,7 @@ def test_a_decathlon_image_that_is_not_4d_names_the_file_and_the_shape(tmp_path)
     save_nifti(np.asarray(image.dataobj)[..., :3], image.affine, files.images["flair"])
     with pytest.raises(InvalidSubject) as caught:
         load_subject(files, label_convention="msd-task01")
-    assert caught.value.problem.file == f"{name}.nii.gz"
+    assert caught.value.problem.file == f"imagesTr/{name}.nii.gz"
     assert caught.value.problem.problem == (
         f"expected a 4D image of 4 contrasts (X, Y, Z, 4), got shape {(*SHAPE, 3)}")
 
@@ -188,3 +195,66 @@ def test_a_config_still_setting_label_convention_is_told_what_replaced_it():
     problems = config_problems({"label_convention": "brats2021"}, SCHEMA)
     (explained,) = [p for p in problems if p.startswith("label_convention: replaced by dataset")]
     assert "BraTS 2021 labels ET 4" in explained and "brats2023 for ET = 3" in explained
+
+
+def test_a_post_treatment_map_without_enhancing_tumour_is_pointed_to_its_own_release(tmp_path):
+    """Labels {0, 1, 2, 4} in 2023-named files fit BraTS 2020's set too; the hint names the
+    convention that is named like the folder."""
+    layout = DATASETS["brats2023"]
+    (name,) = generate_dataset(tmp_path, n=1, seed=5, shape=SHAPE, dataset=layout)
+    files = raw_subject_files(tmp_path, name, dataset=layout)
+    label = np.asarray(nib.load(files.label).dataobj).copy()
+    label[label == 3] = 1
+    label[0, 0, 0] = 4
+    save_nifti(label, nib.load(files.label).affine, files.label)
+    with pytest.raises(InvalidSubject) as caught:
+        load_subject(files, label_convention="brats2023")
+    assert caught.value.problem.problem.endswith(
+        "(are these brats2024-post labels? then set dataset: brats2024-post)")
+
+
+def test_auto_recognises_a_decathlon_folder_of_unlabelled_images_only(tmp_path):
+    layout = DATASETS["msd-task01"]
+    write_raw_case(_case(), tmp_path, "BRATS_500", layout)
+    (tmp_path / "labelsTr/BRATS_500.nii.gz").unlink()
+    (tmp_path / "imagesTs").mkdir()
+    (tmp_path / "imagesTr/BRATS_500.nii.gz").rename(tmp_path / "imagesTs/BRATS_500.nii.gz")
+    (tmp_path / "imagesTr").rmdir()
+    (tmp_path / "labelsTr").rmdir()
+    assert detect_dataset(tmp_path)[0].name == "msd-task01"
+    (subject,) = discover_subjects(tmp_path, layout).subjects
+    assert not subject.has_label
+
+
+def test_hidden_copies_in_a_subject_folder_are_noted_not_taken_for_a_second_contrast(tmp_path):
+    (name,) = generate_dataset(tmp_path, n=1, seed=5, shape=SHAPE)
+    (tmp_path / name / f"._{name}_flair.nii.gz").write_bytes(b"macOS resource fork")
+    found = discover_subjects(tmp_path)
+    assert [s.subject for s in found.subjects] == [name] and not found.excluded
+    assert any(f"._{name}_flair" in note and "hidden" in note for note in found.ignored)
+
+
+def test_one_decathlon_subject_twice_is_excluded_naming_both_files(tmp_path):
+    layout = DATASETS["msd-task01"]
+    generate_dataset(tmp_path, n=2, seed=5, shape=SHAPE, dataset=layout)
+    (tmp_path / "imagesTs").mkdir()
+    shutil.copy(tmp_path / "imagesTr/BRATS_001.nii.gz", tmp_path / "imagesTs/BRATS_001.nii.gz")
+    (tmp_path / "BraTS20_Training_009").mkdir()
+    found = discover_subjects(tmp_path, layout)
+    assert [s.subject for s in found.subjects] == ["BRATS_002"]
+    (problem,) = found.excluded
+    assert (problem.subject, problem.file, problem.problem) == (
+        "BRATS_001", "imagesTr/BRATS_001.nii.gz, imagesTs/BRATS_001.nii.gz",
+        "two images of one subject")
+    assert any("BraTS20_Training_009" in note and "not part of the Decathlon's layout" in note
+               for note in found.ignored)
+
+
+def test_the_reason_for_a_dataset_comes_from_the_data_not_from_how_the_config_spells_it(tmp_path):
+    generate_dataset(tmp_path, n=1, seed=5, shape=SHAPE, dataset=DATASETS["brats2021"])
+    auto = resolve_dataset("auto", tmp_path)
+    assert explain_dataset("brats2021", tmp_path) == auto[1]  # auto and explicit: one sentence
+    assert explain_dataset("brats2020", tmp_path).startswith("as configured, with BraTS 2018-2021")
+    assert explain_dataset("brats2023", tmp_path).startswith(
+        "as configured, although auto would take brats2021")
+    assert explain_dataset("brats2020", "") == "synthetic data, written in the BraTS 2020 layout"

@@ -9,8 +9,14 @@ import keras
 import numpy as np
 import pytest
 
-from brats_unet.labels import region_masks
-from brats_unet.training.loaders import PatchDataset, SliceDataset, SyncEpoch, ValidationData
+from brats_unet.labels import RESECTION_CAVITY, region_masks
+from brats_unet.training.loaders import (
+    PatchDataset,
+    SliceDataset,
+    SyncEpoch,
+    ValidationData,
+    _Case,
+)
 from brats_unet.training.patches import crop_padded, open_labelled_case
 
 
@@ -281,3 +287,18 @@ def test_keras_fit_with_sync_epoch(cases):
             assert entry[0] == keras_epoch
             served[keras_epoch].append(entry[1])
     assert {e: sorted(i) for e, i in served.items()} == {2: [0, 1], 3: [0, 1]}
+
+
+def test_a_resection_cavity_is_neither_sampled_nor_centred_on_as_tumour(tmp_path):
+    """BraTS 2024 post-treatment: the cavity (canonical 5) is in no region, so patches centred on
+    tumour and the validation patch go to the tumour, not to the (often larger) cavity."""
+    folder = _write_case(tmp_path / "post", (12, 20, 24), tumour_centre=(6, 6, 15), seed=4)
+    label = np.load(folder / "label.npy")
+    label[2:10, 10:18, 2:8] = RESECTION_CAVITY  # 384 cavity voxels, away from the tumour
+    np.save(folder / "label.npy", label)
+    case = _Case(folder, max_tumour_voxels=10_000)
+    sampled = np.unravel_index(case.tumour_voxels, label.shape)
+    assert set(label[sampled].tolist()) <= {1, 2, 4} and case.tumour_voxels.size == 75
+    data = ValidationData([folder], patch_size=(4, 8, 8), batch_size=1)
+    ((_, start),) = data.items
+    assert start == (4, 2, 12)  # around the tumour box (5-7, 4-8, 14-18), not the cavity

@@ -27,7 +27,7 @@ def chosen_dataset():
         raise WorkflowError(f"config {err}") from None
 
 
-DATASET, DATASET_REASON = chosen_dataset()
+DATASET, _ = chosen_dataset()
 
 
 def synthetic_subjects():

@@ -38,7 +38,10 @@ rule qc_table:
         ENV
     params:
         discovery_exclusions=discovery_exclusions(),
-        dataset=f"{DATASET.name} ({DATASET.title}): {DATASET_REASON}",
+        # the reason is worked out in the job from the data, so spelling out what auto chose
+        # re-runs nothing
+        dataset=DATASET.name,
+        data_dir=config["data_dir"],
     script:
         "../../scripts/qc_table.py"
 

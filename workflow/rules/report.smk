@@ -41,6 +41,8 @@ rule report:
         config=config,
         subjects=lambda wildcards: split_subjects("test"),
         label_convention=DATASET.name,
+        # the Decathlon's images hold every contrast: the FLAIR is one channel of them
+        flair_channel=DATASET.channel_of().get("flair"),
         repo_dir=workflow.basedir,
     script:
         "../../scripts/report.py"

@@ -8,13 +8,16 @@ tumour task, lays out, names and labels its files.
                    ``seg.nii[.gz]``
 ``brats2021``      as 2020                                    as 2020 (ET is still 4)
 ``brats2023``      ``<subject>/<subject>-t2f|t1n|t1c|t2w|``   1 NETC, 2 SNFH, 3 ET
-                   ``seg.nii[.gz]`` (GLI, MEN, MET, PED, SSA)
+                   ``seg.nii[.gz]`` (GLI, MEN, MET, SSA, PED 2023)
 ``brats2024-post`` as 2023                                    as 2023, plus 4 resection cavity
                                                               (in none of WT, TC, ET)
 ``msd-task01``     ``imagesTr/<subject>.nii.gz`` 4D (FLAIR,   1 oedema, 2 non-enhancing tumour,
                    T1w, T1gd, T2w), ``labelsTr/<subject>``,   3 enhancing tumour
                    ``imagesTs/`` unlabelled
 =================  =========================================  ====================================
+
+BraTS-PEDs 2024 relabelled its classes (1 ET, 2 non-enhancing, 3 cyst, 4 oedema) under the
+2023 names: not a convention here yet.
 
 Inside the pipeline contrasts have the 2020 names (:data:`CONTRASTS`) and labels are
 canonical (:mod:`brats_unet.labels`); a convention applies only where files are read and
@@ -79,7 +82,7 @@ DATASETS: dict[str, Dataset] = {
     for d in (
         Dataset("brats2020", "BraTS 2020", "folders"),
         Dataset("brats2021", "BraTS 2021", "folders"),
-        Dataset("brats2023", "BraTS 2023 and later (GLI, MEN, MET, PED, SSA)", "folders",
+        Dataset("brats2023", "BraTS 2023 and later (GLI, MEN, MET, SSA, PED 2023)", "folders",
                 separator="-", suffixes=_BRATS2023_SUFFIXES, naming="BraTS 2023+"),
         Dataset("brats2024-post", "BraTS 2024 post-treatment glioma", "folders",
                 separator="-", suffixes=_BRATS2023_SUFFIXES, naming="BraTS 2023+"),
@@ -107,7 +110,7 @@ def _sample_stems(root: Path, limit: int = 64) -> list[str]:
         if entry.name.startswith("."):
             continue
         names = sorted(os.listdir(entry.path)) if entry.is_dir() else [entry.name]
-        stems.extend(s for s in map(nifti_stem, names) if s is not None)
+        stems.extend(s for s in map(nifti_stem, names) if s is not None and s[:1] != ".")
         if len(stems) >= limit:
             break
     return stems
@@ -133,9 +136,10 @@ def detect_dataset(data_dir: str | os.PathLike) -> tuple[Dataset, str]:
         raise FileNotFoundError(f"data_dir {str(root)!r} does not exist")
     if not root.is_dir():
         raise NotADirectoryError(f"data_dir {str(root)!r} is not a folder")
-    if (root / MSD_IMAGES).is_dir():
-        return DATASETS["msd-task01"], (f"{MSD_IMAGES}/ holds the images (the Medical "
-                                        "Segmentation Decathlon's layout)")
+    for folder in (MSD_IMAGES, MSD_TEST_IMAGES):
+        if (root / folder).is_dir():
+            return DATASETS["msd-task01"], (f"{folder}/ holds the images (the Medical "
+                                            "Segmentation Decathlon's layout)")
     stems = _sample_stems(root)
     new = [s for s in stems if _ends_in(s, DATASETS["brats2023"])]
     old = [s for s in stems if _ends_in(s, DATASETS["brats2020"])]
@@ -159,3 +163,21 @@ def resolve_dataset(name: str, data_dir: str | os.PathLike | None) -> tuple[Data
     if not data_dir:
         return DATASETS["brats2020"], "dataset: auto with synthetic data, written as BraTS 2020"
     return detect_dataset(data_dir)
+
+
+def explain_dataset(name: str, data_dir: str | os.PathLike | None) -> str:
+    """Why the data in ``data_dir`` is read as ``name``, from the data, not from how the config
+    spells it: an explicit ``dataset:`` and ``auto`` that agree give the same sentence, so
+    writing the key out re-runs nothing."""
+    chosen = dataset(name)
+    if not data_dir:
+        return f"synthetic data, written in the {chosen.title} layout"
+    try:
+        detected, why = detect_dataset(data_dir)
+    except (ValueError, OSError) as err:
+        return f"as configured; auto could not tell ({err})"
+    if detected.name == name:
+        return why
+    if detected.naming == chosen.naming:
+        return f"as configured, with {chosen.naming} names: {why}"
+    return f"as configured, although auto would take {detected.name}: {why}"

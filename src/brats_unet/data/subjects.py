@@ -211,7 +211,8 @@ def classify_folder(subject: str, folder: Path, names: list[str],
         return Problem(
             subject, where,
             f"file names do not follow the {dataset.naming} naming (expected "
-            f"{expected_naming(dataset)}; found: {_listing(niftis)}){_naming_hint(niftis, dataset)}",
+            f"{expected_naming(dataset)}; found: {_listing(niftis)})"
+            f"{_naming_hint(niftis, dataset)}",
         )
     for role, files in found.items():
         if len(files) > 1:
@@ -260,7 +261,10 @@ def _discover_msd(root: Path, dataset: Dataset, found: Discovery) -> Discovery:
     labels_dir = root / MSD_LABELS
     label_names = ({n for n in os.listdir(labels_dir) if not n.startswith(".")}
                    if labels_dir.is_dir() else set())
-    used_labels = set()
+    used_labels, seen = set(), {}
+    layout_entries = {MSD_IMAGES, MSD_LABELS, MSD_TEST_IMAGES, "dataset.json"}
+    found.ignored.extend(f"{e!r}: not part of the Decathlon's layout"
+                         for e in sorted(os.listdir(root)) if e not in layout_entries)
     for folder, labelled in ((root / MSD_IMAGES, True), (root / MSD_TEST_IMAGES, False)):
         if not folder.is_dir():
             continue
@@ -270,10 +274,19 @@ def _discover_msd(root: Path, dataset: Dataset, found: Discovery) -> Discovery:
                 found.ignored.append(f"{folder.name}/{name!r}: "
                                      f"{'hidden file' if name.startswith('.') else 'not NIfTI'}")
                 continue
+            where = f"{folder.name}/{name}"
             if bad_name := check_subject_name(stem):
-                found.excluded.append(Problem(stem, f"{folder.name}/{name}", bad_name))
+                found.excluded.append(Problem(stem, where, bad_name))
                 continue
+            if stem in seen:  # the same subject twice: neither file is taken over the other
+                found.excluded.append(Problem(stem, f"{seen[stem]}, {where}",
+                                              "two images of one subject"))
+                found.subjects = [s for s in found.subjects if s.subject != stem]
+                continue
+            seen[stem] = where
             label = labels_dir / name if labelled and name in label_names else None
+            if labelled and label is None:
+                found.ignored.append(f"{where!r}: no {MSD_LABELS}/{name}, predicted as unlabelled")
             if label is not None:
                 used_labels.add(name)
             found.subjects.append(SubjectFiles(
@@ -319,6 +332,9 @@ def discover_subjects(data_dir: str | os.PathLike, dataset: Dataset = BRATS2020)
         if not any(nifti_stem(n) for n in names):
             found.ignored.append(f"{entry.name!r}: folder without NIfTI files")
             continue
+        hidden = [n for n in names if n.startswith(".")]  # macOS's ._ copies, editors' files
+        found.ignored.extend(f"{entry.name}/{n!r}: hidden file" for n in hidden)
+        names = [n for n in names if not n.startswith(".")]
         bad_name = check_subject_name(entry.name)
         if bad_name:
             found.excluded.append(Problem(entry.name, f"{entry.name}/", bad_name))

@@ -14,6 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from brats_unet.data.datasets import DATASETS, MSD_IMAGES, MSD_LABELS, MSD_TEST_IMAGES
 from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles
 from brats_unet.io import Geometry, geometry_of, read_nifti
 from brats_unet.labels import LABEL_SETS, check_convention, to_canonical
@@ -21,11 +22,20 @@ from brats_unet.labels import LABEL_SETS, check_convention, to_canonical
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+def shown_name(path: str | Path) -> str:
+    """How a message names a subject's file: its name, with its folder in the Decathlon's
+    layout, where the image and the label map have the same name."""
+    path = Path(path)
+    if path.parent.name in (MSD_IMAGES, MSD_LABELS, MSD_TEST_IMAGES):
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
 class InvalidSubject(Exception):
     """A subject that cannot be used, with the file and the reason."""
 
     def __init__(self, subject: str, file: str | Path, problem: str):
-        self.problem = Problem(subject, Path(file).name if file else "", problem)
+        self.problem = Problem(subject, shown_name(file) if file else "", problem)
         super().__init__(str(self.problem))
 
 
@@ -143,13 +153,13 @@ def _check_same_space(subject: str, path: Path, geometry: Geometry, reference: G
     if geometry.shape != reference.shape:
         raise InvalidSubject(
             subject, path,
-            f"shape {geometry.shape} differs from {reference_file.name}'s {reference.shape}",
+            f"shape {geometry.shape} differs from {shown_name(reference_file)}'s {reference.shape}",
         )
     diff = float(np.max(np.abs(geometry.affine - reference.affine)))
     if diff > affine_atol_mm:
         raise InvalidSubject(
             subject, path,
-            f"affine differs from {reference_file.name}'s by up to {diff:.4g} mm "
+            f"affine differs from {shown_name(reference_file)}'s by up to {diff:.4g} mm "
             f"(tolerance {affine_atol_mm:g} mm)",
         )
 
@@ -239,8 +249,12 @@ def _check_labels(subject: str, path: Path, voxels: np.ndarray, convention: str)
     values = _values(voxels)
     unexpected = sorted(int(v) for v in values if int(v) not in allowed)
     if unexpected:
-        others = [c for c, labels in LABEL_SETS.items()
-                  if c != convention and set(int(v) for v in values) <= labels]
+        # conventions whose labels fit, those named like the configured one first (a BraTS
+        # 2023-named folder with labels {0, 4} is post-treatment data, not BraTS 2020)
+        naming = DATASETS[convention].naming
+        others = sorted((c for c, labels in LABEL_SETS.items()
+                         if c != convention and set(int(v) for v in values) <= labels),
+                        key=lambda c: DATASETS[c].naming != naming)
         hint = (f" (are these {others[0]} labels? then set dataset: {others[0]})"
                 if others else "")
         raise InvalidSubject(

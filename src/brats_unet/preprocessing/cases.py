@@ -30,7 +30,7 @@ import numpy as np
 from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles
 from brats_unet.data.validation import InvalidSubject, LoadedSubject, load_subject
 from brats_unet.io import atomic_directory, read_json, write_json
-from brats_unet.labels import REGION_LABELS, REGIONS
+from brats_unet.labels import REGION_LABELS, REGIONS, tumour_mask
 from brats_unet.preprocessing.properties import (
     CaseProperties,
     read_case_properties,
@@ -63,9 +63,10 @@ def brain_mask(images: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def tumour_voxels_outside(label: np.ndarray, mask: np.ndarray) -> int:
-    """Tumour voxels (``label`` non-zero) outside ``mask``, both in the same axes: with the brain
-    mask, tumour where every contrast is 0."""
-    return int(np.count_nonzero(label)) - int(np.count_nonzero(label[mask]))
+    """Tumour voxels (``label`` in WT; a resection cavity is no tumour) outside ``mask``, both in
+    the same axes: with the brain mask, tumour where every contrast is 0."""
+    tumour = tumour_mask(label)
+    return int(np.count_nonzero(tumour)) - int(np.count_nonzero(tumour[mask]))
 
 
 def crop(array: np.ndarray, start: tuple[int, ...], stop: tuple[int, ...]) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from brats_unet.labels import to_canonical  # noqa: E402
+from brats_unet.labels import RESECTION_CAVITY, to_canonical, tumour_mask  # noqa: E402
 from brats_unet.voxels import axis_codes, plane_axes  # noqa: E402
 
 #: RGB of each canonical label in the overlays (load_overlay_inputs maps a file's ET to 4).
@@ -26,6 +26,7 @@ LABEL_COLOURS: dict[int, tuple[float, float, float]] = {
     1: (0.90, 0.15, 0.15),
     2: (0.15, 0.80, 0.25),
     4: (1.00, 0.90, 0.10),
+    RESECTION_CAVITY: (0.20, 0.45, 1.00),
 }
 OVERLAY_ALPHA = 0.45
 PLANES = ("axial", "coronal", "sagittal")
@@ -61,8 +62,8 @@ def _label_rgba(labels: np.ndarray) -> np.ndarray:
 
 
 def tumour_centre_of_mass(truth: np.ndarray) -> tuple[int, ...]:
-    """Voxel index of the centre of mass of the tumour (labels > 0); the array centre if empty."""
-    index = np.argwhere(np.asarray(truth) > 0)
+    """Voxel index of the centre of mass of the tumour (WT: no cavity); the array centre if none."""
+    index = np.argwhere(tumour_mask(np.asarray(truth)))
     if index.size == 0:
         return tuple(s // 2 for s in np.shape(truth))
     return tuple(int(round(c)) for c in index.mean(axis=0))
@@ -165,12 +166,15 @@ def load_overlay_inputs(
     prediction_paths: Mapping[str, str | Path],
     *,
     label_convention: str = "brats2020",
+    flair_channel: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Read a subject's FLAIR, reference labels and each model's prediction.
 
     Arrays keep the file's voxel order (i, j, k); pass the FLAIR's affine to
     :func:`overlay_figure`. Labels become canonical int16 (``label_convention``: the
     dataset's values, for example ``"brats2023"``'s enhancing tumour 3 becomes 4).
+    ``flair_channel``: the FLAIR's channel where ``flair_path`` is a 4D image of every
+    contrast (the Decathlon's layout).
 
     Returns:
         ``(flair, truth, predictions)`` with ``predictions`` model -> labels.
@@ -179,7 +183,9 @@ def load_overlay_inputs(
         labels = np.rint(np.asanyarray(nib.load(str(path)).dataobj))
         return to_canonical(labels, label_convention).astype(np.int16)
 
-    flair = np.asanyarray(nib.load(str(flair_path)).dataobj).astype(np.float32)
+    image = nib.load(str(flair_path))
+    flair = np.asanyarray(image.dataobj if flair_channel is None
+                          else image.dataobj[..., flair_channel]).astype(np.float32)
     truth = labels_of(label_path)
     predictions = {model: labels_of(path) for model, path in prediction_paths.items()}
     for name, labels in [("label", truth), *predictions.items()]:

@@ -162,7 +162,8 @@ def _examples_section(overlay_figures: Mapping[str, Figure], cases: Mapping[str,
                    + (f": {subject}" if subject else "")
                    + ". Rows: ground truth and each model; columns: axial, coronal, sagittal "
                    "slices through the tumour centre. Red: necrosis/non-enhancing core (1), "
-                   "green: oedema (2), yellow: enhancing tumour (4).")
+                   "green: oedema (2), yellow: enhancing tumour (4), blue: resection cavity "
+                   "(BraTS 2024 post-treatment's 4), where there is one.")
         parts.append(figure(f"overlay_{rank}", fig, caption, figures_dir))
     return parts
 
@@ -293,12 +294,13 @@ def build_report(
 def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, summaries: Sequence,
                  subjects: Sequence[str], flair: Sequence, labels: Sequence, predictions: Sequence,
                  config: Mapping[str, Any], repo_dir: Path | None, figures_dir: Path,
-                 label_convention: str = "brats2020") -> str:
+                 label_convention: str = "brats2020", flair_channel: int | None = None) -> str:
     """The report from the workflow's files: tables (CSV/TSV), model histories and summaries,
     and, for the overlays, each test subject's FLAIR, label map and predictions.
 
     ``flair`` and ``labels`` follow ``subjects``; ``predictions`` are
-    ``results/predictions/<model>/<subject>.nii.gz`` paths. Returns the HTML.
+    ``results/predictions/<model>/<subject>.nii.gz`` paths; ``flair_channel``: the FLAIR's
+    channel when ``flair`` are 4D images of every contrast. Returns the HTML.
     """
     per_case = pd.read_csv(per_case)
     models = models_of(per_case)
@@ -313,9 +315,9 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
         flair_path, label_path = files[subject]
         image, truth, preds = load_overlay_inputs(
             subject, flair_path, label_path, {m: predicted[(m, subject)] for m in models},
-            label_convention=label_convention)
+            label_convention=label_convention, flair_channel=flair_channel)
         figures[rank] = overlay_figure(image, truth, preds, f"{rank}: {subject}",
-                                 affine=nib.load(flair_path).affine)
+                                       affine=nib.load(flair_path).affine)
     Path(figures_dir).mkdir(parents=True, exist_ok=True)
     return build_report(
         per_case=per_case, benchmark=pd.read_csv(benchmark), comparison=pd.read_csv(comparison),

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from brats_unet.labels import tumour_mask
 from brats_unet.training.patches import (
     N_CHANNELS,
     REGION_TABLE,
@@ -50,7 +51,7 @@ class _Case:
         self._arrays = None
         _, label = open_labelled_case(self.case_dir)
         self.shape = label.shape
-        tumour = np.flatnonzero(np.asarray(label))
+        tumour = np.flatnonzero(tumour_mask(np.asarray(label)))  # no cavity, no background
         # An even stride keeps the centres spread over the tumour, without randomness.
         step = max(1, math.ceil(tumour.size / max_tumour_voxels))
         # int32 halves what worker processes receive; flat indices of MRI volumes fit.
@@ -289,8 +290,9 @@ class ValidationData(keras.utils.PyDataset):
             self.items += [(i, s) for s in self._starts(label, background_slices)]
 
     def _starts(self, label: np.ndarray, background_slices: int) -> list[tuple[int, ...]]:
-        if label.any():
-            first, stop = bounding_box(label > 0)
+        tumour = tumour_mask(label)
+        if tumour.any():
+            first, stop = bounding_box(tumour)
             centre = [(a + b - 1) // 2 for a, b in zip(first, stop)]  # the box's middle voxel
         else:
             centre = np.array(label.shape) // 2
@@ -301,7 +303,7 @@ class ValidationData(keras.utils.PyDataset):
         ]
         if self.spatial_dims == 3:
             return [tuple(start)]
-        has_tumour = np.any(label > 0, axis=(1, 2))
+        has_tumour = np.any(tumour, axis=(1, 2))
         others = np.flatnonzero(~has_tumour)
         pick = np.linspace(0, others.size - 1, min(background_slices, others.size))
         zs = sorted([*np.flatnonzero(has_tumour), *others[pick.round().astype(int)]])

@@ -1,4 +1,5 @@
-"""Synthetic BraTS 2020-format cases: a skull-stripped brain with a glioma, four contrasts, labels.
+"""Synthetic BraTS-format cases, in any dataset layout: a skull-stripped brain with a glioma,
+four contrasts, labels.
 
 The anatomy is defined in millimetres in a frame centred on the brain, so one
 ``(seed, index)`` gives the same brain and tumour at any voxel size: a case of

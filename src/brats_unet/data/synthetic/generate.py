@@ -138,7 +138,7 @@ def _generate(*, seed: int, index: int, shape: tuple[int, int, int],
 def generate_case(*, seed: int, index: int, shape: tuple[int, int, int] = BRATS_SHAPE,
                   spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
                   no_et_probability: float = 0.2) -> SyntheticCase:
-    """Generate one synthetic BraTS 2020-format case.
+    """Generate one synthetic case, in canonical (BraTS 2020) labels.
 
     ``seed``, ``index``: non-negative; the case depends on nothing else but the
     grid. ``shape``: voxels ``(i, j, k)``. ``spacing_mm``: voxel size in mm.
