@@ -23,7 +23,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _qc(args: argparse.Namespace) -> int:
-    from brats_unet.data.datasets import resolve_dataset
+    from brats_unet.data.datasets import explain_dataset, resolve_dataset
     from brats_unet.data.qc import case_notes, qc_table
     from brats_unet.data.subjects import discover_subjects
     from brats_unet.data.validation import InvalidSubject, load_subject
@@ -34,8 +34,9 @@ def _qc(args: argparse.Namespace) -> int:
         tumour_voxels_outside,
     )
 
-    layout, why = resolve_dataset(args.dataset, args.data_dir)
-    print(f"dataset {layout.name} ({layout.title}): {why}", file=sys.stderr)
+    layout = resolve_dataset(args.dataset, args.data_dir)
+    print(f"dataset {layout.name} ({layout.title}): "
+          f"{explain_dataset(layout.name, args.data_dir)}", file=sys.stderr)
     found = discover_subjects(args.data_dir, layout)
     records = [qc_record(p.subject, p) for p in found.excluded]
     for files in found.subjects:

@@ -115,8 +115,8 @@ def test_the_file_names_of_each_layout(tmp_path):
                                             ("msd-task01", "msd-task01")])
 def test_auto_recognises_the_layout_from_the_file_names(tmp_path, name, expected):
     generate_dataset(tmp_path, n=2, seed=5, shape=SHAPE, dataset=DATASETS[name])
-    chosen, why = resolve_dataset("auto", tmp_path)
-    assert chosen.name == expected and why
+    chosen = resolve_dataset("auto", tmp_path)
+    assert chosen.name == expected and explain_dataset(chosen.name, tmp_path)
 
 
 def test_auto_says_what_it_found_when_nothing_fits(tmp_path):
@@ -130,8 +130,8 @@ def test_auto_says_what_it_found_when_nothing_fits(tmp_path):
 
 def test_a_configured_dataset_wins_and_synthetic_data_defaults_to_brats2020(tmp_path):
     generate_dataset(tmp_path, n=1, seed=5, shape=SHAPE, dataset=DATASETS["brats2023"])
-    assert resolve_dataset("brats2024-post", tmp_path)[0].name == "brats2024-post"
-    assert resolve_dataset("auto", "")[0].name == "brats2020"
+    assert resolve_dataset("brats2024-post", tmp_path).name == "brats2024-post"
+    assert resolve_dataset("auto", "").name == "brats2020"
     with pytest.raises(ValueError, match="unknown dataset 'brats2019'"):
         dataset("brats2019")
 
@@ -252,8 +252,9 @@ def test_one_decathlon_subject_twice_is_excluded_naming_both_files(tmp_path):
 
 def test_the_reason_for_a_dataset_comes_from_the_data_not_from_how_the_config_spells_it(tmp_path):
     generate_dataset(tmp_path, n=1, seed=5, shape=SHAPE, dataset=DATASETS["brats2021"])
-    auto = resolve_dataset("auto", tmp_path)
-    assert explain_dataset("brats2021", tmp_path) == auto[1]  # auto and explicit: one sentence
+    assert resolve_dataset("auto", tmp_path).name == "brats2021"
+    # auto and explicit: one sentence, the detection's
+    assert explain_dataset("brats2021", tmp_path) == detect_dataset(tmp_path)[1]
     assert explain_dataset("brats2020", tmp_path).startswith("as configured, with BraTS 2018-2021")
     assert explain_dataset("brats2023", tmp_path).startswith(
         "as configured, although auto would take brats2021")

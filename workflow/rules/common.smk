@@ -18,7 +18,7 @@ ENV = "../envs/brats-unet.yaml"
 
 
 def chosen_dataset():
-    """The dataset convention (config dataset, or auto: recognised) and why, for the QC log."""
+    """The dataset convention: config dataset, or auto: recognised (the QC job says why)."""
     try:
         return resolve_dataset(config["dataset"], config["data_dir"])
     except (FileNotFoundError, NotADirectoryError) as err:
@@ -27,7 +27,7 @@ def chosen_dataset():
         raise WorkflowError(f"config {err}") from None
 
 
-DATASET, _ = chosen_dataset()
+DATASET = chosen_dataset()
 
 
 def synthetic_subjects():

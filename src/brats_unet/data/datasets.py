@@ -102,6 +102,16 @@ def dataset(name: str) -> Dataset:
     return DATASETS[name]
 
 
+def data_folder(data_dir: str | os.PathLike) -> Path:
+    """``data_dir`` as a path; FileNotFoundError or NotADirectoryError when it is no folder."""
+    root = Path(data_dir)
+    if not root.exists():
+        raise FileNotFoundError(f"data_dir {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"data_dir {str(root)!r} is not a folder")
+    return root
+
+
 def _sample_stems(root: Path, limit: int = 64) -> list[str]:
     """The stems of up to ``limit`` NIfTI files in ``root``'s subject folders (and beside them),
     hidden entries skipped: enough to recognise a naming without listing 1,251 folders."""
@@ -131,11 +141,7 @@ def detect_dataset(data_dir: str | os.PathLike) -> tuple[Dataset, str]:
     name their files alike too: ``auto`` takes 2023, and a label 4 (resection cavity) then
     fails validation with the hint to set ``dataset: brats2024-post``.
     """
-    root = Path(data_dir)
-    if not root.exists():
-        raise FileNotFoundError(f"data_dir {str(root)!r} does not exist")
-    if not root.is_dir():
-        raise NotADirectoryError(f"data_dir {str(root)!r} is not a folder")
+    root = data_folder(data_dir)
     for folder in (MSD_IMAGES, MSD_TEST_IMAGES):
         if (root / folder).is_dir():
             return DATASETS["msd-task01"], (f"{folder}/ holds the images (the Medical "
@@ -155,14 +161,14 @@ def detect_dataset(data_dir: str | os.PathLike) -> tuple[Dataset, str]:
                      f"{sorted(DATASETS)}")
 
 
-def resolve_dataset(name: str, data_dir: str | os.PathLike | None) -> tuple[Dataset, str]:
+def resolve_dataset(name: str, data_dir: str | os.PathLike | None) -> Dataset:
     """The configured convention, or for ``auto`` the detected one (synthetic data, without
-    ``data_dir``: BraTS 2020's); with the reason, for the QC log."""
+    ``data_dir``: BraTS 2020's). :func:`explain_dataset` says why."""
     if name != "auto":
-        return dataset(name), f"set in the config (dataset: {name})"
+        return dataset(name)
     if not data_dir:
-        return DATASETS["brats2020"], "dataset: auto with synthetic data, written as BraTS 2020"
-    return detect_dataset(data_dir)
+        return BRATS2020
+    return detect_dataset(data_dir)[0]
 
 
 def explain_dataset(name: str, data_dir: str | os.PathLike | None) -> str:

@@ -35,6 +35,7 @@ from brats_unet.data.datasets import (
     MSD_LABELS,
     MSD_TEST_IMAGES,
     Dataset,
+    data_folder,
 )
 from brats_unet.io import nifti_stem
 
@@ -96,12 +97,18 @@ def raw_subject_files(data_dir: str | os.PathLike, subject: str, *, extension: s
     if dataset.layout == "msd":
         image = root / (MSD_IMAGES if with_label else MSD_TEST_IMAGES) / f"{subject}{extension}"
         label = root / MSD_LABELS / f"{subject}{extension}" if with_label else None
-        return SubjectFiles(subject=subject, images={c: image for c in CONTRASTS}, label=label,
-                            channels=dataset.channel_of())
+        return _four_d_subject(subject, image, label, dataset)
     folder = root / subject
     images = {c: folder / dataset.file_name(subject, c, extension) for c in CONTRASTS}
     label = folder / dataset.file_name(subject, LABEL_SUFFIX, extension) if with_label else None
     return SubjectFiles(subject=subject, images=images, label=label)
+
+
+def _four_d_subject(subject: str, image: Path, label: Path | None,
+                    dataset: Dataset) -> SubjectFiles:
+    """A subject of the Decathlon's layout: every contrast a channel of one 4D ``image``."""
+    return SubjectFiles(subject=subject, images={c: image for c in CONTRASTS}, label=label,
+                        channels=dataset.channel_of())
 
 
 def subject_files_from_roles(subject: str, roles: dict[str, str | os.PathLike],
@@ -289,9 +296,7 @@ def _discover_msd(root: Path, dataset: Dataset, found: Discovery) -> Discovery:
                 found.ignored.append(f"{where!r}: no {MSD_LABELS}/{name}, predicted as unlabelled")
             if label is not None:
                 used_labels.add(name)
-            found.subjects.append(SubjectFiles(
-                subject=stem, images={c: folder / name for c in CONTRASTS}, label=label,
-                channels=dataset.channel_of()))
+            found.subjects.append(_four_d_subject(stem, folder / name, label, dataset))
     found.ignored.extend(f"{MSD_LABELS}/{n!r}: a label map without an image in {MSD_IMAGES}/"
                          for n in sorted(label_names - used_labels))
     found.subjects.sort(key=lambda s: s.subject)
@@ -306,12 +311,7 @@ def discover_subjects(data_dir: str | os.PathLike, dataset: Dataset = BRATS2020)
     reason; nothing that looks like a subject is dropped silently. Every other
     entry is noted in ``ignored``.
     """
-    root = Path(data_dir)
-    if not root.exists():
-        raise FileNotFoundError(f"data_dir {str(root)!r} does not exist")
-    if not root.is_dir():
-        raise NotADirectoryError(f"data_dir {str(root)!r} is not a folder")
-
+    root = data_folder(data_dir)
     found = Discovery()
     if dataset.layout == "msd":
         return _discover_msd(root, dataset, found)

@@ -121,7 +121,7 @@ def _as_3d(subject: str, path: Path, voxels: np.ndarray, image: nib.Nifti1Image)
     return voxels, Geometry(voxels.shape, geometry.affine, geometry.pixdim[:3])
 
 
-def _channel_of(subject: str, path: Path, voxels: np.ndarray, image: nib.Nifti1Image,
+def _one_channel(subject: str, path: Path, voxels: np.ndarray, image: nib.Nifti1Image,
                 channel: int, n_channels: int):
     """Channel ``channel`` of a 4D image holding ``n_channels`` contrasts, as a 3D volume."""
     if voxels.ndim != 4 or voxels.shape[3] != n_channels:
@@ -144,8 +144,8 @@ def _contrast_volumes(files: SubjectFiles):
         if files.channels is None:
             yield contrast, path, *_as_3d(subject, path, voxels, image)
         else:
-            yield contrast, path, *_channel_of(subject, path, voxels, image,
-                                               files.channels[contrast], len(files.channels))
+            yield contrast, path, *_one_channel(subject, path, voxels, image,
+                                                files.channels[contrast], len(files.channels))
 
 
 def _check_same_space(subject: str, path: Path, geometry: Geometry, reference: Geometry,
