@@ -30,7 +30,7 @@ from brats_unet.runtime import gpu_count
 from brats_unet.training.callbacks import EpochClock
 from brats_unet.training.loaders import SyncEpoch
 from brats_unet.training.settings import TrainingSettings
-from brats_unet.training.train import build_for_training, make_datasets
+from brats_unet.training.train import build_for_training, make_training_data
 
 from timing import loader_throughput  # bench/ is sys.path[0] when this file runs
 
@@ -116,7 +116,7 @@ def main() -> None:
                 model_options={"base_filters": args.base_filters, "depth": args.depth,
                                "norm": "batch", "dropout": 0.0})
             model, trainer = build_for_training(name, settings, jit=False, n_gpus=gpu_count())
-            train, _ = make_datasets(name, settings, dirs, dirs[:1])
+            train = make_training_data(name, settings, dirs)
             loader_rate = loader_throughput(train, 10)
             clock = EpochClock()
             seconds: list[float] = []

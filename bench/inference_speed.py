@@ -49,7 +49,7 @@ from brats_unet.io import Geometry
 from brats_unet.preprocessing.cases import preprocess_subject
 from brats_unet.data.synthetic import generate_case
 from brats_unet.data.validation import LoadedSubject
-from brats_unet.inference.predict import window_starts, _pad_end
+from brats_unet.models.windows import window_starts, _pad_end
 from flops import forward_flops
 from timing import median_seconds
 
@@ -76,7 +76,8 @@ gflop = windows * per_window * (8 if mirror else 1) / 1e9
 out = {"windows": windows, "gflop": gflop}
 if who == "keras":
     import keras
-    from brats_unet.inference.predict import predict_case, segment_case
+    from brats_unet.inference.predict import segment_case
+    from brats_unet.models.windows import predict_case
     from brats_unet.models.unets import build_model
     model = build_model(name, base_filters=args["base_filters"], depth=args["depth"])
     kw = dict(spatial_dims=dims, patch_size=patch, overlap=0.5, mirror=mirror)

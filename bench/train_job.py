@@ -47,7 +47,7 @@ from pathlib import Path
 import keras, numpy as np, yaml
 from brats_unet.training import callbacks
 from brats_unet.training.settings import settings_for
-from brats_unet.training.train import build_for_training, make_datasets, train_model
+from brats_unet.training.train import build_for_training, make_training_data, train_model
 
 
 def usage():
@@ -63,17 +63,11 @@ class MeasuredEpoch(callbacks.EpochClock):
         super().on_epoch_begin(epoch, logs)
         self._usage = usage()
 
-    def on_test_begin(self, logs=None):
-        self._test = time.perf_counter()
-
-    def on_test_end(self, logs=None):
-        self._test_seconds = time.perf_counter() - self._test
-
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         end = usage()
         wall, faults, user, system = (b - a for a, b in zip(self._usage, end))
-        epochs.append({"seconds": wall, "validation_seconds": self._test_seconds,
+        epochs.append({"seconds": wall, "validation_seconds": logs["validation_seconds"],
                        "faults": faults, "user": user, "system": system})
 
 
@@ -90,7 +84,7 @@ summary = train_model(args["model"], settings, train_dirs=train_dirs, validation
                       summary_path=out / "m.json", state_dir=out / "state")
 job_seconds = time.perf_counter() - start
 
-train, _ = make_datasets(args["model"], settings, train_dirs, validation_dirs)
+train = make_training_data(args["model"], settings, train_dirs)
 batches = [train[i] for i in range(args["steps"])]
 _, trainer = build_for_training(args["model"], settings, jit=False, n_gpus=0)
 for x, y in batches[:2]:

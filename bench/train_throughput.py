@@ -44,7 +44,7 @@ from pathlib import Path
 import keras, numpy as np
 from timing import loader_throughput
 from brats_unet.training.settings import TrainingSettings
-from brats_unet.training.train import build_for_training, make_datasets
+from brats_unet.training.train import build_for_training, make_training_data
 from flops import training_flops
 dims = 2 if args["model"].endswith("2d") else 3
 settings = TrainingSettings(
@@ -53,8 +53,7 @@ settings = TrainingSettings(
     steps_per_epoch=args["steps"] + args["warmup"], precision="float32", jit_compile=False,
     model_options={"base_filters": args["base_filters"], "depth": args["depth"], "norm": "batch",
                    "dropout": 0.0})
-train, _ = make_datasets(args["model"], settings, [Path(d) for d in args["cases"]],
-                         [Path(args["cases"][0])])
+train = make_training_data(args["model"], settings, [Path(d) for d in args["cases"]])
 batches = [train[i] for i in range(len(train))]
 loader = loader_throughput(train, len(train))
 if args["backend"].startswith("reference"):

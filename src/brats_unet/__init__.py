@@ -9,8 +9,10 @@ and from the shared modules (``tests/test_layout.py`` holds this):
   ``anatomy``, the brain, tumour and contrasts; ``generate``, the cases and their files).
 - ``preprocessing``: ``cases`` (brain mask, crop, z-score, the preprocessed case's files),
   ``properties`` (``properties.json``, the case's typed record).
-- ``models``: ``unets`` (the three U-Net variants).
-- ``training``: ``losses``, ``patches``, ``loaders``, ``settings``, ``callbacks``, ``resume``
+- ``models``: ``unets`` (the three U-Net variants), ``windows`` (how a model sees a whole case:
+  sliding windows, slices, mirroring; for validation and prediction alike).
+- ``training``: ``losses``, ``patches``, ``loaders``, ``validation`` (whole cases each epoch, in
+  a training step's memory), ``settings``, ``callbacks``, ``resume``
   (what a killed job resumes from), ``train`` (one model's training job), ``summary``
   (``<model>.json``, the typed record later stages read), ``weights`` (weights through DVC,
   the held-out guard).

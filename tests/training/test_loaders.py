@@ -1,4 +1,4 @@
-"""Patch, slice and validation datasets over tiny preprocessed cases written with np.save."""
+"""Patch and slice datasets over tiny preprocessed cases written with np.save."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from brats_unet.training.loaders import (
     PatchDataset,
     SliceDataset,
     SyncEpoch,
-    ValidationData,
     _Case,
 )
 from brats_unet.training.patches import crop_padded, open_labelled_case
@@ -227,27 +226,6 @@ def test_slice_tumour_fraction_one_gives_tumour_slices(cases):
         assert data[i][1][..., 0].any(axis=(1, 2)).all()
 
 
-def test_validation_data_3d_is_fixed_and_centred(cases):
-    data = ValidationData(cases, patch_size=(4, 8, 8), batch_size=2)
-    assert len(data) == 2  # three cases, one patch each
-    x, y = data[0]
-    assert x.shape == (2, 4, 8, 8, 4) and y.shape == (2, 4, 8, 8, 3)
-    assert y[..., 2].any(axis=(1, 2, 3)).all()  # centred on the tumour: ET included
-    assert data[1][0].shape[0] == 1
-    np.testing.assert_array_equal(ValidationData(cases, patch_size=(4, 8, 8), batch_size=2)[0][0], x)
-    with pytest.raises(IndexError):
-        data[2]
-
-
-def test_validation_data_2d_takes_tumour_slices_plus_background(cases):
-    data = ValidationData(cases, spatial_dims=2, patch_size=(16, 16), batch_size=4, background_slices=2)
-    # Cases a, b: 3 tumour slices + 2 others each; case c: 2 others.
-    assert len(data.items) == 3 + 2 + 3 + 2 + 2
-    ys = np.concatenate([data[i][1] for i in range(len(data))])
-    assert ys.shape == (12, 16, 16, 3)
-    assert ys[..., 0].any(axis=(1, 2)).sum() == 6
-
-
 class _RecordingPatches(PatchDataset):
     served: list[tuple[int, int]] = []
 
@@ -266,15 +244,14 @@ def test_keras_fit_with_sync_epoch(cases):
     from brats_unet.training.losses import SoftDiceBCELoss, region_dice_metrics
 
     train = _RecordingPatches(cases, patch_size=(8, 16, 16), batch_size=2, steps_per_epoch=2, workers=2)
-    val = ValidationData(cases, patch_size=(8, 16, 16), batch_size=2)
     model = build_model("unet3d", base_filters=4, depth=2)
     model.compile(optimizer="adam", loss=SoftDiceBCELoss(), metrics=region_dice_metrics())
     _RecordingPatches.served.clear()
     history = model.fit(
-        train, validation_data=val, epochs=4, initial_epoch=2, verbose=0,
+        train, epochs=4, initial_epoch=2, verbose=0,
         callbacks=[_KerasEpoch(), SyncEpoch(train)],
     )
-    assert len(history.history["val_dice_wt"]) == 2
+    assert len(history.history["dice_wt"]) == 2
     # Inside Keras epoch e every batch served is one of data epoch e, whatever
     # fit fetched before it (signature probes, symbolic build).
     log = _RecordingPatches.served
@@ -289,9 +266,9 @@ def test_keras_fit_with_sync_epoch(cases):
     assert {e: sorted(i) for e, i in served.items()} == {2: [0, 1], 3: [0, 1]}
 
 
-def test_a_resection_cavity_is_neither_sampled_nor_centred_on_as_tumour(tmp_path):
+def test_a_resection_cavity_is_not_sampled_as_tumour(tmp_path):
     """BraTS 2024 post-treatment: the cavity (canonical 5) is in no region, so patches centred on
-    tumour and the validation patch go to the tumour, not to the (often larger) cavity."""
+    tumour go to the tumour, not to the (often larger) cavity."""
     folder = _write_case(tmp_path / "post", (12, 20, 24), tumour_centre=(6, 6, 15), seed=4)
     label = np.load(folder / "label.npy")
     label[2:10, 10:18, 2:8] = RESECTION_CAVITY  # 384 cavity voxels, away from the tumour
@@ -299,6 +276,3 @@ def test_a_resection_cavity_is_neither_sampled_nor_centred_on_as_tumour(tmp_path
     case = _Case(folder, max_tumour_voxels=10_000)
     sampled = np.unravel_index(case.tumour_voxels, label.shape)
     assert set(label[sampled].tolist()) <= {1, 2, 4} and case.tumour_voxels.size == 75
-    data = ValidationData([folder], patch_size=(4, 8, 8), batch_size=1)
-    ((_, start),) = data.items
-    assert start == (4, 2, 12)  # around the tumour box (5-7, 4-8, 14-18), not the cavity

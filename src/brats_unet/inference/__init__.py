@@ -1,5 +1,5 @@
 """Stage 5, prediction.
 
-- ``predict``: whole-case prediction (3D sliding windows, 2D slice by slice, mirroring),
+- ``predict``: whole-case prediction (the probabilities from :mod:`brats_unet.models.windows`),
   thresholds to labels, and the segmentation written in the input's geometry.
 """

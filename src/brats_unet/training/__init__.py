@@ -2,7 +2,8 @@
 
 - ``losses``: the Dice + BCE loss and the per-epoch Dice metrics on the BraTS regions.
 - ``patches``: zero-padded boxes of a labelled case, their region masks, augmentation.
-- ``loaders``: training patches or slices and whole-case validation, as Keras PyDatasets.
+- ``loaders``: training patches or slices, as Keras PyDatasets.
+- ``validation``: whole validation cases through the model each epoch, in a training step's memory.
 - ``settings``: TrainingSettings, how one model is trained, from the config's blocks.
 - ``callbacks``: mean validation Dice, the best checkpoint, epoch times and progress lines.
 - ``resume``: the state folder a killed training job resumes from.

@@ -90,8 +90,8 @@ def _duration(seconds: float) -> str:
 def progress_line(model_name: str, epoch: int, epochs: int, logs: dict[str, Any],
                   epoch_seconds: list[float]) -> str:
     """One line for the job's log at the end of epoch ``epoch`` (counted from 1) of ``epochs``:
-    the loss, the validation Dice per region and their mean, this epoch's seconds and the time
-    left (the median epoch of this run so far, times the epochs to go)."""
+    the loss, the validation Dice per region and their mean, this epoch's seconds (of them
+    validating) and the time left (the median epoch of this run so far, times the epochs to go)."""
     dice = " ".join(f"{r} {float(logs[f'val_dice_{r.lower()}']):.3f}" for r in REGIONS
                     if f"val_dice_{r.lower()}" in logs)
     parts = [f"{model_name}: epoch {epoch}/{epochs}"]
@@ -102,7 +102,9 @@ def progress_line(model_name: str, epoch: int, epochs: int, logs: dict[str, Any]
         parts.append(f"validation Dice {dice}{mean}")
     if epoch_seconds:
         left = float(np.median(epoch_seconds)) * (epochs - epoch)
-        parts.append(f"{epoch_seconds[-1]:.1f} s, about {_duration(left)} left")
+        validating = (f" ({float(logs['validation_seconds']):.1f} s validating)"
+                      if "validation_seconds" in logs else "")
+        parts.append(f"{epoch_seconds[-1]:.1f} s{validating}, about {_duration(left)} left")
     return ", ".join(parts)
 
 
@@ -122,14 +124,16 @@ class EpochProgress(keras.callbacks.Callback):
 
 
 def training_callbacks(model_name: str, settings: TrainingSettings, *, model: keras.Model,
-                       train_data: PatchDataset, state_dir: Path,
-                       resuming: bool) -> list[keras.callbacks.Callback]:
-    """The training job's callbacks, in the order they must run at an epoch's end: the epoch's
-    seconds and mean validation Dice join the logs before the progress line, the checkpoint,
-    the history row and the backup read them."""
+                       train_data: PatchDataset, validation: keras.callbacks.Callback,
+                       state_dir: Path, resuming: bool) -> list[keras.callbacks.Callback]:
+    """The training job's callbacks, in the order they must run at an epoch's end: the
+    validation Dice (``validation``, e.g. :class:`brats_unet.training.validation.CaseValidation`),
+    the epoch's seconds (validation included) and the mean validation Dice join the logs before
+    the progress line, the checkpoint, the history row and the backup read them."""
     state_history = state_dir / HISTORY_FILE
     callbacks = [
         SyncEpoch(train_data),  # batch contents follow Keras' epoch number, resumed or not
+        validation,
         EpochClock(),
         MeanValidationDice(),
         EpochProgress(model_name, settings.epochs),

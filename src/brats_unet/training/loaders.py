@@ -1,4 +1,5 @@
-"""Training and validation batches from preprocessed cases, as Keras PyDatasets.
+"""Training batches from preprocessed cases, as Keras PyDatasets (validation: whole cases,
+:mod:`brats_unet.training.validation`).
 
 Cases are read through :mod:`brats_unet.training.patches` (the case's files are described
 there). Batches are ``(x, y)``: ``x`` float32 ``(B, Z, Y, X, 4)`` (3D) or
@@ -31,13 +32,11 @@ from brats_unet.training.patches import (
     REGION_TABLE,
     draw_augmentation,
     open_labelled_case,
-    read_patch,
     region_targets,
     scale_shift,
     start_range,
     view_or_crop_padded,
 )
-from brats_unet.voxels import bounding_box
 
 #: At most this many tumour voxels per case are kept as candidate patch centres.
 MAX_TUMOUR_VOXELS = 20_000
@@ -243,81 +242,3 @@ def _common_slice_size(case_dirs) -> tuple[int, int]:
     if len(sizes) != 1:
         raise ValueError(f"cases differ in slice size {sorted(sizes)}; pass slice_size")
     return sizes.pop()
-
-
-class ValidationData(keras.utils.PyDataset):
-    """A fixed, bounded validation set for per-epoch Dice; no randomness.
-
-    3D (``spatial_dims=3``, ``patch_size=(Z, Y, X)``): one patch per case,
-    centred on the centre of the tumour's bounding box (the volume centre
-    when a case has no tumour).
-
-    2D (``spatial_dims=2``, ``patch_size=(Y, X)`` or None for whole slices):
-    every axial slice with tumour plus ``background_slices`` evenly spaced
-    slices without, per case; each slice is cropped or padded around the
-    in-plane centre of the case's tumour bounding box (or of the slice).
-
-    Patches are ordered case by case; the last batch may be smaller.
-    ``**pydataset_kwargs`` as for :class:`PatchDataset`.
-    """
-
-    def __init__(
-        self,
-        case_dirs: Sequence[str | Path],
-        *,
-        spatial_dims: int = 3,
-        patch_size: Sequence[int] | None = None,
-        batch_size: int = 1,
-        background_slices: int = 4,
-        **pydataset_kwargs,
-    ):
-        super().__init__(**pydataset_kwargs)
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
-        if spatial_dims == 3 and (patch_size is None or len(patch_size) != 3):
-            raise ValueError(f"3D validation needs patch_size (Z, Y, X), got {patch_size}")
-        if spatial_dims == 2:
-            size = _common_slice_size(case_dirs) if patch_size is None else patch_size
-            patch_size = (1, *size)
-        self.spatial_dims = spatial_dims
-        self.patch_size = tuple(int(s) for s in patch_size)
-        self.batch_size = int(batch_size)
-        self.case_dirs = [Path(d) for d in case_dirs]
-        # (case index, patch start); built once, read in order.
-        self.items: list[tuple[int, tuple[int, ...]]] = []
-        for i, case_dir in enumerate(self.case_dirs):
-            label = np.asarray(open_labelled_case(case_dir)[1])
-            self.items += [(i, s) for s in self._starts(label, background_slices)]
-
-    def _starts(self, label: np.ndarray, background_slices: int) -> list[tuple[int, ...]]:
-        tumour = tumour_mask(label)
-        if tumour.any():
-            first, stop = bounding_box(tumour)
-            centre = [(a + b - 1) // 2 for a, b in zip(first, stop)]  # the box's middle voxel
-        else:
-            centre = np.array(label.shape) // 2
-        bounds = [start_range(d, s) for d, s in zip(label.shape, self.patch_size)]
-        start = [
-            int(np.clip(c - s // 2, lo, hi))
-            for c, s, (lo, hi) in zip(centre, self.patch_size, bounds)
-        ]
-        if self.spatial_dims == 3:
-            return [tuple(start)]
-        has_tumour = np.any(tumour, axis=(1, 2))
-        others = np.flatnonzero(~has_tumour)
-        pick = np.linspace(0, others.size - 1, min(background_slices, others.size))
-        zs = sorted([*np.flatnonzero(has_tumour), *others[pick.round().astype(int)]])
-        return [(int(z), start[1], start[2]) for z in zs]
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.items) / self.batch_size)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        items = self.items[index * self.batch_size : (index + 1) * self.batch_size]
-        if not items:
-            raise IndexError(index)
-        pairs = [read_patch(self.case_dirs[i], start, self.patch_size) for i, start in items]
-        x, y = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-        if self.spatial_dims == 2:
-            x, y = x[:, 0], y[:, 0]
-        return x, y

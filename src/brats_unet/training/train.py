@@ -31,7 +31,6 @@ from brats_unet.models.unets import (
     logits_model,
     spatial_dims_of,
 )
-from brats_unet.preprocessing.cases import open_arrays
 from brats_unet.runtime import (
     cpu_description,
     cpu_threads,
@@ -42,7 +41,7 @@ from brats_unet.runtime import (
     resolve_precision,
 )
 from brats_unet.training.callbacks import MONITOR, training_callbacks
-from brats_unet.training.loaders import PatchDataset, SliceDataset, ValidationData
+from brats_unet.training.loaders import PatchDataset, SliceDataset
 from brats_unet.training.losses import SoftDiceBCELoss, region_dice_metrics
 from brats_unet.training.resume import (
     BEST_FILE,
@@ -53,6 +52,7 @@ from brats_unet.training.resume import (
 )
 from brats_unet.training.settings import TrainingSettings
 from brats_unet.training.summary import TrainingSummary, write_training_summary
+from brats_unet.training.validation import CaseValidation
 
 log = logging.getLogger(__name__)
 
@@ -67,33 +67,24 @@ def learning_rate(settings: TrainingSettings):
     raise ValueError(f"lr_schedule must be cosine or constant, got {settings.lr_schedule!r}")
 
 
-def make_datasets(model_name: str, settings: TrainingSettings, train_dirs: list[Path],
-                  validation_dirs: list[Path]):
-    dims = spatial_dims_of(model_name)
+def make_training_data(model_name: str, settings: TrainingSettings,
+                       train_dirs: list[Path]) -> PatchDataset:
+    """The training batches: 3D patches, or 2D axial slices (whole or cropped)."""
     workers = {"workers": settings.loader_workers} if settings.loader_workers > 1 else {}
     common = dict(batch_size=settings.batch_size, steps_per_epoch=settings.steps_per_epoch,
                   tumour_fraction=settings.tumour_fraction, augment=settings.augment,
                   seed=settings.seed, **workers)
-    if dims == 2:
-        train = SliceDataset(train_dirs, slice_size=settings.patch_size, **common)
-    else:
-        train = PatchDataset(train_dirs, patch_size=settings.patch_size, **common)
-    divisor = 2 ** (settings.model_options.get("depth", 4) - 1)
-    validation = ValidationData(validation_dirs, spatial_dims=dims,
-                                patch_size=whole_case_size(validation_dirs, dims, divisor),
-                                batch_size=settings.batch_size if dims == 2 else 1)
-    return train, validation
+    if spatial_dims_of(model_name) == 2:
+        return SliceDataset(train_dirs, slice_size=settings.patch_size, **common)
+    return PatchDataset(train_dirs, patch_size=settings.patch_size, **common)
 
 
-def whole_case_size(case_dirs: list[Path], spatial_dims: int, divisor: int) -> tuple[int, ...]:
-    """The smallest patch that holds every case whole (2D: every axial slice), in steps of ``divisor``.
-
-    Validation runs on whole cases, not on patches, so the checkpoint is chosen
-    on what prediction will see.
-    """
-    shapes = np.array([open_arrays(d)[0].shape[:3] for d in case_dirs])
-    biggest = shapes.max(axis=0)[3 - spatial_dims:]
-    return tuple(int(-(-s // divisor) * divisor) for s in biggest)
+def make_validation(model: keras.Model, model_name: str, settings: TrainingSettings,
+                    validation_dirs: list[Path]) -> CaseValidation:
+    """Whole validation cases through ``model`` each epoch, a training batch's voxels a pass."""
+    return CaseValidation(model, validation_dirs, spatial_dims=spatial_dims_of(model_name),
+                          patch_size=settings.patch_size, batch_size=settings.batch_size,
+                          divisor=2 ** (settings.model_options.get("depth", 4) - 1))
 
 
 def build_for_training(model_name: str, settings: TrainingSettings, *, jit: bool,
@@ -190,14 +181,14 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
 
     model, trainer = build_for_training(model_name, settings, jit=jit, n_gpus=n_gpus)
 
-    train_data, validation_data = make_datasets(model_name, settings, list(train_dirs),
-                                                list(validation_dirs))
+    train_data = make_training_data(model_name, settings, list(train_dirs))
+    validation = make_validation(model, model_name, settings, list(validation_dirs))
     best_path = state_dir / BEST_FILE
     callbacks = training_callbacks(model_name, settings, model=model, train_data=train_data,
-                                   state_dir=state_dir, resuming=resuming)
+                                   validation=validation, state_dir=state_dir, resuming=resuming)
     start = time.perf_counter()
-    trainer.fit(train_data, validation_data=validation_data, epochs=settings.epochs,
-                callbacks=callbacks, shuffle=False, verbose=2)
+    trainer.fit(train_data, epochs=settings.epochs, callbacks=callbacks, shuffle=False,
+                verbose=2)
     seconds = time.perf_counter() - start
 
     if not best_path.exists():
