@@ -11,7 +11,8 @@ Snakemake only stats files, so the size of the volumes does not matter.
    (empty), ``results/split.json`` written (``make_split`` on the 369 names,
    as the split job would) and the three stamped with ``snakemake --touch``;
    the dry run now plans everything after the checkpoint (training of 3
-   models, 3 x 92 test predictions, scoring, tables, report).
+   models, the prediction jobs of 3 x 92 test subjects, scoring, tables, report); the
+   jobs per rule are printed too.
 3. ``no-op re-run``: every output that ``snakemake --summary`` lists is
    created empty (folders for ``directory()`` outputs), then
    ``snakemake --touch`` stamps them in DAG order and records their
@@ -112,6 +113,20 @@ def median_dry_run(workdir: Path, data: Path, repeats: int) -> tuple[float, str]
     return float(np.median(times)), text
 
 
+def job_table(text: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table: jobs per rule."""
+    counts, in_table = {}, False
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+        elif in_table and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+        elif in_table and counts and not parts:
+            break
+    return counts
+
+
 def jobs_planned(text: str) -> str:
     for line in text.splitlines():
         if line.strip().startswith("total"):
@@ -143,6 +158,7 @@ def main() -> None:
     seconds, text = median_dry_run(work, data, args.repeats)
     rows.append(("dry run after the split (preprocessing, QC, split faked)", seconds,
                  jobs_planned(text)))
+    after_split = job_table(text)
 
     created = create_outputs(work, data)
     touch_seconds, _ = snakemake(work, data, "--touch")
@@ -154,6 +170,7 @@ def main() -> None:
     for what, seconds, planned in rows:
         print(f"{what:62} {seconds:6.2f} s   ({planned})")
     print(f"(`snakemake --touch` of the whole DAG took {touch_seconds:.1f} s, once)")
+    print("jobs after the split, by rule:", ", ".join(f"{r} {n}" for r, n in after_split.items()))
     shutil.rmtree(root)
 
 

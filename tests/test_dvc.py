@@ -138,6 +138,7 @@ def test_clone_with_pulled_weights_predicts_without_training(round_trip):
     split = json.loads((clone / "results/split.json").read_text())
     assert "train" not in jobs
     assert jobs["predict"] == len(split["test"]) and jobs["evaluate"] == 1
+    assert jobs["predict_batch"] == 1  # one job for all test subjects, loading the model once
     assert jobs["report"] == 1
     assert not (clone / "results/models").exists() and not (clone / "logs/train").exists()
     assert (clone / "reports/report.html").stat().st_size > 10_000

@@ -163,10 +163,11 @@ def test_every_job_runs_as_a_slurm_job(slurm_study, job_records: Path):
     assert (study / "results/split.json").exists()
     assert (study / f"results/models/{MODEL}.keras").stat().st_size > 10_000
 
-    # Now that the split is known, predict's jobs are listed: they ask for a GPU, evaluate not.
+    # Now that the split is known, the prediction job is listed: it asks for a GPU, evaluate
+    # not (and each subject's files are put in place by a local job, no SLURM job).
     resources = dry_run_resources(study, f"results/metrics/{MODEL}.csv")
-    assert set(resources) == {"predict", "evaluate"}
-    assert resources["predict"]["gpu"] == "1" and "gpu" not in resources["evaluate"]
+    assert set(resources) == {"predict_batch", "evaluate"}
+    assert resources["predict_batch"]["gpu"] == "1" and "gpu" not in resources["evaluate"]
 
     # With the default train_resources the train job asks for a GPU, which this node refuses.
     # (--cores 8 replaces the helper's --cores 2, which would lower the job's 4 threads to 2)
@@ -255,11 +256,11 @@ def test_the_whole_demo_runs_through_slurm(job_records: Path, tmp_path: Path):
     output = run_on_slurm(tmp_path, config=no_gpu, timeout=2400)
     submitted = {int(job): re.search(r"/rule_(\w+?)/", log).group(1)
                  for job, log in SUBMITTED.findall(output)}
-    # every job of the demo but the target `all` (the jobs after the split checkpoint, predict,
-    # are not in Snakemake's first job table)
+    # every job of the demo but the target `all` and the local ones (the jobs after the split
+    # checkpoint are not in Snakemake's first job table): one prediction job per model
     assert Counter(submitted.values()) == {
         "synthesize_subject": 12, "preprocess": 12, "qc_table": 1, "split": 1, "train": 3,
-        "predict": 9, "evaluate": 3, "tables": 1, "report": 1}
+        "predict_batch": 3, "evaluate": 3, "tables": 1, "report": 1}
     assert job_counts(output)["all"] == 1 and "localrule all" in output
     states = {}
     for line in job_records.read_text().splitlines():

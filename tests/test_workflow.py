@@ -104,6 +104,14 @@ def test_synthetic_default_runs_end_to_end(finished_study: Path):
         assert (study / f"results/models/{model}.history.csv").exists()
     timings = sorted((study / "results/predictions").glob("*/*.json"))
     assert len(timings) == len(MODELS) * len(split["test"])
+    for model in MODELS:  # one prediction job per model: every test subject, the model once
+        (batch,) = (study / "results/prediction_batches" / model).iterdir()
+        record = json.loads((batch / "job.json").read_text())
+        assert batch.name == "part-001" and record["subjects"] == split["test"]
+        assert record["failed"] == [] and 0 < record["startup_seconds"] < record["job_seconds"]
+        for subject in split["test"]:  # the subject's own files are the batch's, linked
+            assert (batch / f"{subject}.nii.gz").samefile(
+                study / f"results/predictions/{model}/{subject}.nii.gz")
     for timing in timings:
         recorded = json.loads(timing.read_text())
         assert recorded["cpu_threads"] == 1  # inference_resources.threads
@@ -147,8 +155,8 @@ def test_finished_run_has_nothing_to_do_and_one_model_change_reruns_only_it(fini
     changed["models"]["unet3d"]["batch_size"] = 1
     dry = snakemake(finished_study, "-n", config=changed)
     assert job_counts(dry.stdout + dry.stderr) == {
-        "train": 1, "predict": len(split["test"]), "evaluate": 1, "tables": 1, "report": 1,
-        "all": 1}
+        "train": 1, "predict_batch": 1, "predict": len(split["test"]), "evaluate": 1,
+        "tables": 1, "report": 1, "all": 1}
     assert "results/models/unet3d.keras" in dry.stdout + dry.stderr
 
 
@@ -196,7 +204,8 @@ def test_same_config_and_seed_give_the_same_study_bit_for_bit(finished_study: Pa
         for name in ours:
             np.testing.assert_array_equal(ours[name], theirs[name], err_msg=f"{model}: {name}")
         history = [pd.read_csv(study / f"results/models/{model}.history.csv")
-                   .drop(columns="epoch_seconds") for study in (again, finished_study)]
+                   .drop(columns=["epoch_seconds", "validation_seconds"])
+                   for study in (again, finished_study)]
         pd.testing.assert_frame_equal(*history)
     for path in ("results/per_case.csv", "results/benchmark.csv"):
         tables = [pd.read_csv(study / path) for study in (again, finished_study)]

@@ -16,7 +16,8 @@ and from the shared modules (``tests/test_layout.py`` holds this):
   (what a killed job resumes from), ``train`` (one model's training job), ``summary``
   (``<model>.json``, the typed record later stages read), ``weights`` (weights through DVC,
   the held-out guard).
-- ``inference``: ``predict`` (whole-case prediction into the input's geometry).
+- ``inference``: ``predict`` (whole-case prediction into the input's geometry), ``batches``
+  (a prediction job's folder of several subjects).
 - ``evaluation``: ``metrics``, ``volumetry``, ``comparison`` (paired tests and the verdicts
   drawn from them), ``scoring`` (per-case scores and the benchmark tables); no Keras.
 - ``reporting``: ``figures``, ``overlays`` (three-plane example cases), ``discussion`` (the

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import brats_unet.training.losses  # noqa: F401  (registers the custom objects f
 from brats_unet.data.subjects import CONTRASTS, SubjectFiles
 from brats_unet.data.validation import load_subject
 from brats_unet.evaluation.volumetry import region_volumes_ml
+from brats_unet.inference.batches import BATCH_RECORD, ERROR_SUFFIX
 from brats_unet.inference.predict import segment_case, write_segmentation
 from brats_unet.io import write_json
 from brats_unet.labels import REGIONS, region_masks
@@ -50,32 +52,74 @@ def _segment(model: keras.Model, image, properties: CaseProperties, *, patch_siz
     return labels, time.perf_counter() - start
 
 
-def predict_to_file(model_path: str | os.PathLike, case_dir: str | os.PathLike,
+def _timing(model: keras.Model, properties: CaseProperties, seconds: float,
+            backend_reason: str | None) -> dict[str, Any]:
+    return {"subject": properties.subject, "model": model.name,
+            "predict_seconds": seconds, "backend": keras.backend.backend(),
+            "backend_reason": backend_reason,
+            "cpu_threads": cpu_threads(keras.backend.backend()), "cpu": cpu_description(),
+            "input_shape": list(properties.geometry.shape)}
+
+
+def predict_to_file(model: keras.Model, case_dir: str | os.PathLike,
                     segmentation_path: str | os.PathLike, timing_path: str | os.PathLike, *,
-                    patch_size, label_convention: str = "brats2020", overlap: float = 0.5,
-                    windows_per_batch: int = 2, slices_per_batch: int = 32, mirror: bool = False,
-                    threshold: float = 0.5, min_et_voxels: int = 0,
-                    backend_reason: str | None = None) -> dict[str, Any]:
+                    patch_size, label_convention: str = "brats2020",
+                    backend_reason: str | None = None, **inference) -> dict[str, Any]:
     """Segment a preprocessed case; write the labels in its input geometry and a timing JSON.
 
     ``predict_seconds`` counts the forward passes, thresholding and the way
     back into the input's grid, not loading the model or the arrays.
     ``backend_reason``: why the job runs on its back end, recorded with the machine's CPU.
+    ``inference``: ``overlap``, ``windows_per_batch``, ``slices_per_batch``, ``mirror``,
+    ``threshold``, ``min_et_voxels`` (the config's ``inference`` block).
     """
-    model = load_trained_model(model_path)
     image, _, properties = open_case(case_dir)
-    labels, seconds = _segment(
-        model, image, properties, patch_size=patch_size, overlap=overlap,
-        windows_per_batch=windows_per_batch, slices_per_batch=slices_per_batch, mirror=mirror,
-        threshold=threshold, min_et_voxels=min_et_voxels)
+    labels, seconds = _segment(model, image, properties, patch_size=patch_size,
+                               **inference)
     write_segmentation(labels, properties, segmentation_path, label_convention=label_convention)
-    timing = {"subject": properties.subject, "model": model.name,
-              "predict_seconds": seconds, "backend": keras.backend.backend(),
-              "backend_reason": backend_reason,
-              "cpu_threads": cpu_threads(keras.backend.backend()), "cpu": cpu_description(),
-              "input_shape": list(properties.geometry.shape)}
+    timing = _timing(model, properties, seconds, backend_reason)
     write_json(timing, timing_path)
     return timing
+
+
+def predict_batch(model_path: str | os.PathLike, case_dirs: Sequence[str | os.PathLike],
+                  out_dir: str | os.PathLike, *, patch_size, label_convention: str = "brats2020",
+                  backend_reason: str | None = None, started: float | None = None,
+                  **inference) -> dict[str, Any]:
+    """Segment several preprocessed cases with one model, loaded once: one job's work.
+
+    For each case (its folder's name is the subject) ``out_dir`` gets ``<subject>.nii.gz``
+    and ``<subject>.json``, as :func:`predict_to_file` writes them. A case that fails gets
+    ``<subject>.error.txt`` instead, saying why, and the others go on: a bad case costs no
+    other its prediction. ``job.json`` records the subjects, the job's start-up (from
+    ``started``, a ``time.time()`` taken when the job began, to the model loaded; imports
+    included) and every case's seconds.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time() if started is None else started
+    model = load_trained_model(model_path)
+    startup = time.time() - started
+    seconds, failed = {}, []
+    for case_dir in map(Path, case_dirs):
+        subject, begin = case_dir.name, time.time()
+        try:
+            predict_to_file(model, case_dir, out_dir / f"{subject}.nii.gz",
+                            out_dir / f"{subject}.json", patch_size=patch_size,
+                            label_convention=label_convention, backend_reason=backend_reason,
+                            **inference)
+        except Exception as err:  # one case's failure is recorded for its own job to report
+            for partial in (out_dir / f"{subject}.nii.gz", out_dir / f"{subject}.json"):
+                partial.unlink(missing_ok=True)
+            (out_dir / f"{subject}{ERROR_SUFFIX}").write_text(
+                f"{type(err).__name__}: {err}\n")
+            failed.append(subject)
+        seconds[subject] = time.time() - begin
+    record = {"model": model.name, "subjects": list(seconds), "failed": failed,
+              "startup_seconds": startup, "case_seconds": seconds,
+              "job_seconds": time.time() - started}
+    write_json(record, out_dir / BATCH_RECORD)
+    return record
 
 
 def model_patch_size(model_path: str | os.PathLike) -> list[int] | None:

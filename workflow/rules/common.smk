@@ -1,5 +1,6 @@
 # The subject table, computed once when the workflow is parsed, and input functions.
 import json
+import os
 from pathlib import Path
 
 from brats_unet.data.datasets import resolve_dataset
@@ -10,6 +11,7 @@ from brats_unet.data.subjects import (
     raw_subject_files,
 )
 from brats_unet.data.synthetic import subject_name
+from brats_unet.inference.batches import take_from_batch
 from brats_unet.training.summary import read_training_summary
 from brats_unet.training.weights import missing_files, model_files
 
@@ -79,11 +81,49 @@ wildcard_constraints:
     model="|".join(config["model_names"]),
 
 
+_SPLITS = {}  # results/split.json parsed, by (path, modification time): input functions ask often
+
+
+def _split():
+    path = checkpoints.split.get().output[0]
+    key = (path, os.stat(path).st_mtime_ns)
+    if key not in _SPLITS:
+        with open(path) as handle:
+            split = json.load(handle)
+        predicted = sorted(split["test"] + split["unlabelled"])
+        _SPLITS[key] = split, predicted, {s: i for i, s in enumerate(predicted)}
+    return _SPLITS[key]
+
+
 def split_subjects(*groups):
     """Subjects of the given groups of results/split.json (known once the split has run)."""
-    with open(checkpoints.split.get().output[0]) as handle:
-        split = json.load(handle)
+    split = _split()[0]
     return sorted(s for group in groups for s in split[group])
+
+
+# Prediction jobs: inference.subjects_per_job subjects of one model each, loading it once.
+# Batch "part-<n>" is the n-th run of the predicted subjects (test and unlabelled, sorted); a
+# subject outside them (asked for by its file) gets a batch of its own, "subject-<name>".
+INFERENCE = {k: v for k, v in config["inference"].items() if k != "subjects_per_job"}
+SUBJECTS_PER_JOB = config["inference"]["subjects_per_job"]
+
+
+wildcard_constraints:
+    batch=f"(?:part-[0-9]{{3,6}}|subject-{SUBJECT_PATTERN})",  # ({m,} is not allowed)
+
+
+def batch_of(subject):
+    position = _split()[2].get(subject)
+    if position is None:
+        return f"subject-{subject}"
+    return f"part-{position // SUBJECTS_PER_JOB + 1:03d}"
+
+
+def batch_subjects(batch):
+    if batch.startswith("subject-"):
+        return [batch.removeprefix("subject-")]
+    first = (int(batch.removeprefix("part-")) - 1) * SUBJECTS_PER_JOB
+    return _split()[1][first : first + SUBJECTS_PER_JOB]
 
 
 def label_file(subject):

@@ -1,17 +1,19 @@
-# Prediction per (model, subject) into the input's geometry, scoring per model, the tables.
+# Prediction in batches of subjects per model, into the inputs' geometry; scoring per model; the
+# tables.
 
 
-rule predict:
+rule predict_batch:
     input:
         model=lambda wildcards: model_file(wildcards.model),
-        case="results/preprocessed/{subject}",
+        cases=lambda wildcards: expand(
+            "results/preprocessed/{subject}", subject=batch_subjects(wildcards.batch)
+        ),
     output:
-        segmentation="results/predictions/{model}/{subject}.nii.gz",
-        timing="results/predictions/{model}/{subject}.json",
+        batch=directory("results/prediction_batches/{model}/{batch}"),
     log:
-        "logs/predict/{model}/{subject}.log",
+        "logs/predict/{model}/{batch}.log",
     benchmark:
-        "benchmarks/predict/{model}/{subject}.tsv"
+        "benchmarks/predict/{model}/{batch}.tsv"
     conda:
         ENV
     threads: config["inference_resources"]["threads"]
@@ -21,11 +23,32 @@ rule predict:
         runtime=config["inference_resources"]["runtime"],
     params:
         backend=config["backend"],
-        inference=config["inference"],
+        inference=INFERENCE,
         patch_size=lambda wildcards: model_patch(wildcards.model),
         label_convention=DATASET.name,
+        # the batch's members: another split changes them, and Snakemake predicts it again
+        subjects=lambda wildcards: batch_subjects(wildcards.batch),
     script:
         "../../scripts/predict.py"
+
+
+# Each subject's prediction in its own place, from its batch's folder: a local job that takes
+# milliseconds, and fails with the reason where the batch job could not predict this subject.
+rule predict:
+    input:
+        batch=lambda wildcards: f"results/prediction_batches/{wildcards.model}/"
+        f"{batch_of(wildcards.subject)}",
+    output:
+        segmentation="results/predictions/{model}/{subject}.nii.gz",
+        timing="results/predictions/{model}/{subject}.json",
+    log:
+        "logs/predict/{model}/{subject}.log",
+    localrule: True
+    run:
+        take_from_batch(
+            input.batch, wildcards.subject, wildcards.model, output.segmentation, output.timing
+        )
+        Path(log[0]).write_text(f"{wildcards.subject}: taken from {input.batch}\n")
 
 
 rule evaluate:

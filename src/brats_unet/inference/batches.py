@@ -1,0 +1,42 @@
+"""A prediction job's folder of several subjects, and each subject's files taken from it.
+
+A prediction job segments a batch of subjects with one model, loaded once
+(:func:`brats_unet.segment.predict_batch`), into a folder of its own; each subject's files
+then go to their own place, where the tables read them. Nothing here loads Keras: the
+workflow imports it to build the DAG.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from brats_unet.io import atomic_path
+
+#: In a batch's folder: why a subject could not be predicted (its own job then says so).
+ERROR_SUFFIX = ".error.txt"
+#: In a batch's folder: the subjects, the job's start-up and every case's seconds.
+BATCH_RECORD = "job.json"
+
+
+def take_from_batch(batch_dir: str | os.PathLike, subject: str, model: str,
+                    segmentation_path: str | os.PathLike, timing_path: str | os.PathLike) -> None:
+    """Put one subject's prediction from its batch job's folder in its own place (a hard link
+    where the file system allows, else a copy), or raise what went wrong with it there."""
+    batch_dir = Path(batch_dir)
+    error = batch_dir / f"{subject}{ERROR_SUFFIX}"
+    if error.exists():
+        raise ValueError(f"subject {subject}: prediction with {model} failed "
+                         f"({batch_dir.name}): {error.read_text().strip()}")
+    for name, target in ((f"{subject}.nii.gz", segmentation_path), (f"{subject}.json", timing_path)):
+        source, target = batch_dir / name, Path(target)
+        if not source.exists():
+            raise FileNotFoundError(f"subject {subject}: {source} is missing: its batch job "
+                                    f"did not predict it")
+        with atomic_path(target) as tmp:
+            tmp.unlink()
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
