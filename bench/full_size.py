@@ -40,7 +40,8 @@ def run_dag(workdir: Path) -> float:
 
 
 def rule_figures(workdir: Path) -> pd.DataFrame:
-    """One row per job: its rule (the benchmark file's first folder), max_rss (MB), seconds."""
+    """One row per job: its rule (the benchmark file's first folder: ``predict/`` holds
+    predict_batch's, ``synthesize/`` synthesize_subject's), max_rss (MB), seconds."""
     rows = []
     for tsv in sorted((workdir / "benchmarks").rglob("*.tsv")):
         table = pd.read_csv(tsv, sep="\t")
