@@ -16,6 +16,7 @@ with job_log(snakemake.log[0]) as log:
         shape=tuple(snakemake.params.shape),
         spacing_mm=tuple(snakemake.params.spacing_mm),
         no_et_probability=snakemake.params.no_et_probability,
+        anatomy=snakemake.params.anatomy,
     )
     written = write_raw_case(case, Path(snakemake.output.flair).parent.parent, subject, layout)
     log.info("wrote %s (enhancing tumour: %s): %s", subject, case.has_enhancing,

@@ -44,11 +44,18 @@ def test_models_are_loaded_in_keras_safe_mode():
 
 
 def test_no_rule_runs_a_shell_command():
-    # Config values reach jobs only as Python objects (script: + params:), never through a shell.
+    # Config values reach jobs only as Python objects (script: + params:, or a run: block that
+    # calls the package), never through a shell.
+    runs = []
     for path in WORKFLOW:
         text = path.read_text()
-        assert not re.search(r"^\s+(shell|run):", text, re.MULTILINE), path.name
-        assert not re.search(r"\bos\.system\(|shell\(", text), path.name
+        assert not re.search(r"^\s+shell:", text, re.MULTILINE), path.name
+        assert not re.search(r"\bos\.system\(|shell\(|subprocess", text), path.name
+        runs += [(path.name, block) for block in re.findall(r"^    run:\n((?:        .*\n)+)",
+                                                            text, re.MULTILINE)]
+    # the one run: block, the local job that puts a subject's prediction in place
+    assert [name for name, _ in runs] == ["evaluate.smk"]
+    assert "take_from_batch(" in runs[0][1]
 
 
 def test_subprocesses_get_argument_lists_not_shell_strings():

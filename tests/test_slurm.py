@@ -166,8 +166,9 @@ def test_every_job_runs_as_a_slurm_job(slurm_study, job_records: Path):
     # Now that the split is known, the prediction job is listed: it asks for a GPU, evaluate
     # not (and each subject's files are put in place by a local job, no SLURM job).
     resources = dry_run_resources(study, f"results/metrics/{MODEL}.csv")
-    assert set(resources) == {"predict_batch", "evaluate"}
-    assert resources["predict_batch"]["gpu"] == "1" and "gpu" not in resources["evaluate"]
+    assert set(resources) == {"predict_batch", "predict", "evaluate"}
+    assert resources["predict_batch"]["gpu"] == "1"
+    assert "gpu" not in resources["evaluate"] and "gpu" not in resources["predict"]
 
     # With the default train_resources the train job asks for a GPU, which this node refuses.
     # (--cores 8 replaces the helper's --cores 2, which would lower the job's 4 threads to 2)

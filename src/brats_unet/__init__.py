@@ -6,7 +6,8 @@ and from the shared modules (``tests/test_layout.py`` holds this):
 - ``data``: ``datasets`` (each BraTS release's and the Decathlon's layout, names and labels;
   ``auto``), ``subjects`` (finding subjects), ``validation`` (checking them), ``qc`` (the QC
   table), ``split`` (patient-level split), ``synthetic`` (generated BraTS-format cases:
-  ``anatomy``, the brain, tumour and contrasts; ``generate``, the cases and their files).
+  ``anatomy``, the brain, tumour and contrasts; ``template``, the same on the MNI152 brain;
+  ``generate``, the cases and their files).
 - ``preprocessing``: ``cases`` (brain mask, crop, z-score, the preprocessed case's files),
   ``properties`` (``properties.json``, the case's typed record).
 - ``models``: ``unets`` (the three U-Net variants), ``windows`` (how a model sees a whole case:

@@ -16,7 +16,7 @@ def _synth(args: argparse.Namespace) -> int:
     names = generate_dataset(
         args.out, n=args.n, seed=args.seed, shape=tuple(args.shape),
         spacing_mm=tuple(args.spacing), no_et_probability=args.no_et_probability,
-        start_index=args.start_index, dataset=layout,
+        start_index=args.start_index, dataset=layout, anatomy=args.anatomy,
     )
     print(f"wrote {len(names)} synthetic {layout.title}-format subjects to {args.out}")
     return 0
@@ -135,6 +135,9 @@ def _add_synth(sub) -> None:
                        help="number of the first subject (default 1: BraTS20_Training_001)")
     synth.add_argument("--dataset", choices=sorted(DATASETS), default="brats2020",
                        help="layout, names and labels to write (default brats2020)")
+    synth.add_argument("--anatomy", choices=["cartoon", "mni152"], default="cartoon",
+                       help="the healthy brain: cartoon (default) or the MNI152 template "
+                            "(nilearn's package data)")
     synth.set_defaults(func=_synth)
 
 

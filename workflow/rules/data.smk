@@ -20,6 +20,7 @@ rule synthesize_subject:
         shape=config["synthetic"]["shape"],
         spacing_mm=config["synthetic"]["spacing_mm"],
         no_et_probability=config["synthetic"]["no_et_probability"],
+        anatomy=config["synthetic"]["anatomy"],
         dataset=DATASET.name,
     script:
         "../../scripts/synthesize.py"

@@ -20,6 +20,7 @@ order in which Keras asks for batches does not matter, only their indices;
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from brats_unet.training.patches import (
 
 #: At most this many tumour voxels per case are kept as candidate patch centres.
 MAX_TUMOUR_VOXELS = 20_000
+_OPENING = threading.Lock()
 
 
 class _Case:
@@ -61,7 +63,12 @@ class _Case:
         """The case's memory maps, opened once per process (parsing the .npy headers
         took a third of a 2D sample's time)."""
         if self._arrays is None:
-            self._arrays = open_labelled_case(self.case_dir)
+            # One thread at a time: numpy parses a .npy header with ast.literal_eval, which
+            # CPython 3.11 does not make thread-safe ("SystemError: AST constructor recursion
+            # depth mismatch", seen with two loader threads opening cases at once).
+            with _OPENING:
+                if self._arrays is None:
+                    self._arrays = open_labelled_case(self.case_dir)
         return self._arrays
 
     def __getstate__(self):

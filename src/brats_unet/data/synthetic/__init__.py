@@ -19,6 +19,8 @@ inferior-superior (axial slices along k). The affine is BraTS-like,
 ``diag(-si, -sj, sk)`` (LPS voxel axes).
 
 - ``anatomy``: the brain, its tumour and their contrasts, drawn in mm and rendered on a grid.
+- ``template``: the healthy brain taken from the MNI152 template instead (``anatomy="mni152"``),
+  the tumour centred in its deep white matter.
 - ``generate``: :class:`SyntheticCase`, :func:`generate_case`, and the cases written as BraTS
   subject folders (:func:`write_raw_case`, :func:`generate_dataset`).
 """
@@ -26,6 +28,7 @@ inferior-superior (axial slices along k). The affine is BraTS-like,
 from brats_unet.data.subjects import CONTRASTS
 from brats_unet.data.synthetic.anatomy import RELATIVE_INTENSITY, TISSUES
 from brats_unet.data.synthetic.generate import (
+    ANATOMIES,
     BRATS_SHAPE,
     WORLD_CENTRE_MM,
     SyntheticCase,
@@ -38,7 +41,7 @@ from brats_unet.data.synthetic.generate import (
 )
 
 __all__ = [
-    "BRATS_SHAPE", "CONTRASTS", "RELATIVE_INTENSITY", "TISSUES", "WORLD_CENTRE_MM",
+    "ANATOMIES", "BRATS_SHAPE", "CONTRASTS", "RELATIVE_INTENSITY", "TISSUES", "WORLD_CENTRE_MM",
     "SyntheticCase", "brats_affine", "generate_case", "generate_dataset", "subject_index",
     "subject_name", "write_raw_case",
 ]

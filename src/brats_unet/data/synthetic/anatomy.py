@@ -190,6 +190,13 @@ def draw_tumour(rng: np.random.Generator, head: Head, *, no_et_probability: floa
     # Keep the centre at least about 0.7 core radii under the surface.
     deepest = max(0.2, 1 - 0.7 * core / to_surface)
     centre = direction * to_surface * rng.uniform(0.15, deepest)
+    return shaped_tumour(rng, centre, core=core, rim=rim, oedema=oedema,
+                         has_enhancing=has_enhancing)
+
+
+def shaped_tumour(rng: np.random.Generator, centre: np.ndarray, *, core: float, rim: float,
+                  oedema: float, has_enhancing: bool) -> Tumour:
+    """A tumour of the given centre and radii (mm), its irregular outlines drawn from ``rng``."""
     core_amp, oedema_amp = rng.uniform(0.15, 0.3), rng.uniform(0.2, 0.4)
     rim_amp = rng.uniform(0.3, 0.6)
     core_half = np.full(3, core * (1 + core_amp))

@@ -27,6 +27,11 @@ from brats_unet.data.synthetic.anatomy import (
     fit_scale,
     render,
 )
+from brats_unet.data.synthetic.template import (
+    draw_pose,
+    draw_template_tumour,
+    template_tissues,
+)
 from brats_unet.io import save_nifti
 from brats_unet.labels import from_canonical
 
@@ -92,9 +97,33 @@ def brats_affine(*, shape: tuple[int, int, int], spacing_mm: tuple[float, float,
     return affine
 
 
+#: The healthy brains a case can be drawn on: the cartoon of :mod:`.anatomy`, or the MNI152
+#: template of :mod:`.template` (nilearn's package data).
+ANATOMIES = ("cartoon", "mni152")
+
+
+def _draw_anatomy(rng: np.random.Generator, anatomy: str, physical: tuple[np.ndarray, ...],
+                  field_of_view_mm: np.ndarray, no_et_probability: float):
+    """``(tissue map, tumour, looks, frame)``: the grid-free draws in order, then the healthy
+    brain on the grid; ``frame`` the coordinates (mm) the tumour is defined in."""
+    if anatomy == "cartoon":
+        head = draw_head(rng)
+        tumour = draw_tumour(rng, head, no_et_probability=no_et_probability)
+        looks = {c: draw_appearance(rng, c) for c in CONTRASTS}
+        scale = fit_scale(head, field_of_view_mm)
+        frame = tuple(p / scale - o for p, o in zip(physical, head.offset_mm))
+        return brain_tissues(head, frame), tumour, looks, frame
+    if anatomy == "mni152":
+        pose = draw_pose(rng, field_of_view_mm)
+        tumour = draw_template_tumour(rng, pose, no_et_probability=no_et_probability)
+        looks = {c: draw_appearance(rng, c) for c in CONTRASTS}
+        return template_tissues(pose, physical), tumour, looks, physical
+    raise ValueError(f"anatomy must be one of {ANATOMIES}, got {anatomy!r}")
+
+
 def _generate(*, seed: int, index: int, shape: tuple[int, int, int],
-              spacing_mm: tuple[float, float, float],
-              no_et_probability: float) -> tuple[SyntheticCase, np.ndarray]:
+              spacing_mm: tuple[float, float, float], no_et_probability: float,
+              anatomy: str = "cartoon") -> tuple[SyntheticCase, np.ndarray]:
     """The case and its tissue map (uint8, ``TISSUES`` values)."""
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
@@ -108,15 +137,10 @@ def _generate(*, seed: int, index: int, shape: tuple[int, int, int],
     rng = np.random.default_rng([seed, index])
     # Every draw that shapes the case comes before the grid-sized noise draws, so
     # the anatomy does not depend on the grid.
-    head = draw_head(rng)
-    tumour = draw_tumour(rng, head, no_et_probability=no_et_probability)
-    looks = {c: draw_appearance(rng, c) for c in CONTRASTS}
-
     physical = tuple((np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing_mm))
-    scale = fit_scale(head, np.asarray(shape) * np.asarray(spacing_mm))
-    brain_frame = tuple(p / scale - o for p, o in zip(physical, head.offset_mm))
-    tissue = brain_tissues(head, brain_frame)
-    label = add_tumour(tissue, tumour, brain_frame)
+    tissue, tumour, looks, frame = _draw_anatomy(
+        rng, anatomy, physical, np.asarray(shape) * np.asarray(spacing_mm), no_et_probability)
+    label = add_tumour(tissue, tumour, frame)
     brain = tissue != TISSUES.index("background")
 
     n_brain = int(np.count_nonzero(brain))
@@ -137,16 +161,17 @@ def _generate(*, seed: int, index: int, shape: tuple[int, int, int],
 
 def generate_case(*, seed: int, index: int, shape: tuple[int, int, int] = BRATS_SHAPE,
                   spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                  no_et_probability: float = 0.2) -> SyntheticCase:
+                  no_et_probability: float = 0.2, anatomy: str = "cartoon") -> SyntheticCase:
     """Generate one synthetic case, in canonical (BraTS 2020) labels.
 
     ``seed``, ``index``: non-negative; the case depends on nothing else but the
     grid. ``shape``: voxels ``(i, j, k)``. ``spacing_mm``: voxel size in mm.
     ``no_et_probability``: chance that the tumour has no enhancing part (then its
     core is all label 1). The whole tumour (WT) is never empty, nor is ET when present.
+    ``anatomy``: one of :data:`ANATOMIES`, the healthy brain the tumour grows in.
     """
     case, _ = _generate(seed=seed, index=index, shape=shape, spacing_mm=spacing_mm,
-                        no_et_probability=no_et_probability)
+                        no_et_probability=no_et_probability, anatomy=anatomy)
     return case
 
 
@@ -172,10 +197,11 @@ def generate_dataset(out_dir: str | os.PathLike, *, n: int, seed: int,
                      shape: tuple[int, int, int] = BRATS_SHAPE,
                      spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
                      no_et_probability: float = 0.2, start_index: int = 1,
-                     dataset: Dataset = BRATS2020) -> list[str]:
+                     dataset: Dataset = BRATS2020, anatomy: str = "cartoon") -> list[str]:
     """Write ``n`` cases (indices ``start_index`` on) in ``dataset``'s layout; returns the names.
 
-    ``shape``, ``spacing_mm`` (mm), ``no_et_probability``: as in :func:`generate_case`.
+    ``shape``, ``spacing_mm`` (mm), ``no_et_probability``, ``anatomy``: as in
+    :func:`generate_case`.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -183,7 +209,7 @@ def generate_dataset(out_dir: str | os.PathLike, *, n: int, seed: int,
     for index in range(start_index, start_index + n):
         name = subject_name(index, dataset)
         case = generate_case(seed=seed, index=index, shape=shape, spacing_mm=spacing_mm,
-                             no_et_probability=no_et_probability)
+                             no_et_probability=no_et_probability, anatomy=anatomy)
         write_raw_case(case, out_dir, name, dataset)
         names.append(name)
     return names
