@@ -30,12 +30,8 @@ import keras
 import numpy as np
 
 from brats_unet.labels import REGIONS
-from brats_unet.models.windows import predict_case
+from brats_unet.models.windows import _round_up, predict_case
 from brats_unet.training.patches import open_labelled_case, region_targets
-
-
-def _round_up(n: int, divisor: int) -> int:
-    return -(-int(n) // divisor) * divisor
 
 
 def validation_window(shape: Sequence[int], patch: Sequence[int], max_voxels: int,
