@@ -68,6 +68,16 @@ def test_variants_differ_only_where_declared():
     assert residual.norm == plain.norm == "batch"
 
 
+def test_norm_momentum_reaches_every_batch_norm():
+    model = build_model("resunet3d", **SMALL, norm_momentum=0.9)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == 0.9 for layer in norms)
+    assert any("proj_norm" in layer.name for layer in norms)  # the shortcut's too
+    default = build_model("unet3d", **SMALL)
+    assert {layer.momentum for layer in default.layers
+            if isinstance(layer, keras.layers.BatchNormalization)} == {0.99}
+
+
 def test_build_model_rejects_unknown_name_and_clashes():
     with pytest.raises(ValueError, match="unet2d"):
         build_model("vnet")
@@ -96,7 +106,8 @@ def test_count_trainable_parameters():
 
 @pytest.mark.parametrize(
     "name, options",
-    [("unet2d", {}), ("resunet3d", {"norm": "instance", "dropout": 0.1})],
+    [("unet2d", {}), ("resunet3d", {"norm": "instance", "dropout": 0.1}),
+     ("unet3d", {"norm_momentum": 0.9})],
 )
 def test_save_load_round_trip(tmp_path, name, options):
     model = build_model(name, **SMALL, **options)

@@ -38,6 +38,44 @@ def test_model_block_overrides_shared_training_settings():
     assert settings.patch_size == (16, 32, 32) and settings.model_options["base_filters"] == 4
 
 
+def _rates(settings, steps):
+    import keras
+
+    from brats_unet.training.train import learning_rate
+
+    schedule = learning_rate(settings)
+    if not callable(schedule):
+        return [schedule] * len(steps)
+    return [float(keras.ops.convert_to_numpy(schedule(step))) for step in steps]
+
+
+@pytest.mark.parametrize("schedule, last", [("cosine", 1e-5), ("constant", 1e-3)])
+def test_warmup_rises_linearly_then_follows_the_schedule(schedule, last):
+    # 4 epochs of 10 steps, 1 of them warming up from 1 % of the rate.
+    settings = settings_for("unet3d", dict(TRAINING, epochs=4, steps_per_epoch=10,
+                                           lr_schedule=schedule, warmup_epochs=1), MODEL_3D)
+    rates = _rates(settings, [0, 5, 10, 25, 40])
+    assert rates[:3] == pytest.approx([1e-5, 0.505e-3, 1e-3])
+    # cosine: half-way through the 30 steps after the warm-up, half-way down to 1 %
+    middle = (1e-3 + 1e-5) / 2 if schedule == "cosine" else 1e-3
+    assert rates[3:] == pytest.approx([middle, last])
+
+
+def test_no_warmup_keeps_the_plain_schedule():
+    cosine = settings_for("unet3d", dict(TRAINING, epochs=4, steps_per_epoch=10), MODEL_3D)
+    assert _rates(cosine, [0, 20, 40]) == pytest.approx([1e-3, (1e-3 + 1e-5) / 2, 1e-5])
+    constant = settings_for("unet3d", dict(TRAINING, lr_schedule="constant"), MODEL_3D)
+    assert _rates(constant, [0]) == [1e-3]
+
+
+def test_warmup_as_long_as_the_run_is_refused():
+    from brats_unet.training.train import learning_rate
+
+    settings = settings_for("unet3d", dict(TRAINING, warmup_epochs=2), MODEL_3D)
+    with pytest.raises(ValueError, match="warmup_epochs .2. must be fewer than epochs .2."):
+        learning_rate(settings)
+
+
 @pytest.mark.parametrize("model, patch, message", [
     ("unet2d", [16, 32, 32], "must have 2 sizes"),
     ("unet3d", [16, 32], "must have 3 sizes"),

@@ -42,7 +42,8 @@ class _ConvBlock:
     of Keras layers (not a Layer) so the saved graph uses built-in layers only.
     """
 
-    def __init__(self, spatial_dims, in_channels, filters, *, strides=1, residual, norm, dropout, name):
+    def __init__(self, spatial_dims, in_channels, filters, *, strides=1, residual, norm,
+                 norm_momentum, dropout, name):
         conv = (layers.Conv2D, layers.Conv3D)[spatial_dims - 2]
         # A bias before a normalisation's own shift is redundant.
         use_bias = norm == "none"
@@ -51,7 +52,7 @@ class _ConvBlock:
             conv(filters, 3, strides=s, padding="same", use_bias=use_bias, name=f"{name}_conv{i}")
             for i, s in ((1, strides), (2, 1))
         ]
-        self.norms = [_norm(norm, f"{name}_norm{i}") for i in (1, 2)]
+        self.norms = [_norm(norm, f"{name}_norm{i}", norm_momentum) for i in (1, 2)]
         self.acts = [layers.LeakyReLU(0.01, name=f"{name}_act{i}") for i in (1, 2)]
         self.dropout = None
         if dropout > 0:
@@ -62,7 +63,7 @@ class _ConvBlock:
             if in_channels != filters or strides != 1:
                 self.projection = [
                     conv(filters, 1, strides=strides, use_bias=use_bias, name=f"{name}_proj"),
-                    _norm(norm, f"{name}_proj_norm"),
+                    _norm(norm, f"{name}_proj_norm", norm_momentum),
                 ]
             self.add = layers.Add(name=f"{name}_add")
 
@@ -79,9 +80,9 @@ class _ConvBlock:
         return self.acts[1](x)
 
 
-def _norm(norm: str, name: str):
+def _norm(norm: str, name: str, momentum: float):
     if norm == "batch":
-        return layers.BatchNormalization(name=name)
+        return layers.BatchNormalization(momentum=momentum, name=name)
     if norm == "instance":
         # One group per channel is instance normalisation.
         return layers.GroupNormalization(groups=-1, name=name)
@@ -126,6 +127,8 @@ class UNet(keras.Model):
         residual: residual blocks instead of plain double convolutions.
         norm: "batch", "instance" (GroupNormalization with one group per
             channel) or "none".
+        norm_momentum: batch norm's running statistics keep this share of their value
+            at each step (Keras' ``momentum``; PyTorch's ``momentum`` is 1 minus it).
         dropout: spatial dropout rate inside every block; 0 adds no layer.
         name: model name.
 
@@ -143,6 +146,7 @@ class UNet(keras.Model):
         depth: int = 4,
         residual: bool = False,
         norm: str = "batch",
+        norm_momentum: float = 0.99,
         dropout: float = 0.0,
         name: str = "unet",
         **kwargs,
@@ -152,7 +156,8 @@ class UNet(keras.Model):
         conv = (layers.Conv2D, layers.Conv3D)[spatial_dims - 2]
         up_conv = (layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial_dims - 2]
         filters = [base_filters * 2**level for level in range(depth)]
-        block_options = {"residual": residual, "norm": norm, "dropout": dropout}
+        block_options = {"residual": residual, "norm": norm, "norm_momentum": norm_momentum,
+                         "dropout": dropout}
         encoder = [  # every level but the first starts by halving the resolution
             _ConvBlock(
                 spatial_dims, c_in, c_out, strides=1 if level == 0 else 2,
@@ -189,8 +194,7 @@ class UNet(keras.Model):
         self.base_filters = base_filters
         self.depth = depth
         self.residual = residual
-        self.norm = norm
-        self.dropout = dropout
+        self.norm, self.norm_momentum, self.dropout = norm, norm_momentum, dropout
 
     @property
     def size_divisor(self) -> int:
@@ -208,6 +212,7 @@ class UNet(keras.Model):
             "depth": self.depth,
             "residual": self.residual,
             "norm": self.norm,
+            "norm_momentum": self.norm_momentum,
             "dropout": self.dropout,
         }
 

@@ -18,6 +18,7 @@ class TrainingSettings:
     steps_per_epoch: int
     learning_rate: float = 1e-3
     lr_schedule: str = "cosine"  # or "constant"
+    warmup_epochs: int = 0  # linear warm-up from 1% of learning_rate, then the schedule
     early_stopping_patience: int = 0  # 0: off
     tumour_fraction: float = 0.5
     augment: bool = True

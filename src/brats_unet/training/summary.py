@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,19 @@ class TrainingSummary:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainingSummary))
+
+
+def curve_settling(curve: Sequence[float], last: int = 4) -> dict[str, float]:
+    """How much a validation curve (one value per epoch) still moves at the end of a run:
+    ``largest_late_fall``, the largest drop from one epoch to the next over its second half
+    (0 if it never drops), and ``last_spread``, max - min over its ``last`` epochs."""
+    if not curve:
+        raise ValueError("a validation curve needs at least one epoch")
+    values = [float(v) for v in curve]
+    second_half = values[len(values) // 2:]
+    falls = [a - b for a, b in zip(second_half, second_half[1:])]
+    return {"largest_late_fall": max([0.0, *falls]),
+            "last_spread": max(values[-last:]) - min(values[-last:])}
 
 
 def write_training_summary(summary: TrainingSummary, path: str | os.PathLike) -> None:

@@ -58,13 +58,25 @@ log = logging.getLogger(__name__)
 
 
 def learning_rate(settings: TrainingSettings):
+    """The optimiser's learning rate: ``warmup_epochs`` rising linearly from 1 % of
+    ``learning_rate`` to it, then constant or a cosine decay to 1 % at the last step."""
     total = settings.epochs * settings.steps_per_epoch
-    if settings.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(settings.learning_rate, decay_steps=total,
-                                                      alpha=0.01)
-    if settings.lr_schedule == "constant":
+    warmup = settings.warmup_epochs * settings.steps_per_epoch
+    if settings.lr_schedule not in ("cosine", "constant"):
+        raise ValueError(f"lr_schedule must be cosine or constant, got {settings.lr_schedule!r}")
+    if warmup >= total:
+        raise ValueError(f"warmup_epochs ({settings.warmup_epochs}) must be fewer than epochs "
+                         f"({settings.epochs})")
+    if settings.lr_schedule == "constant" and not warmup:
         return settings.learning_rate
-    raise ValueError(f"lr_schedule must be cosine or constant, got {settings.lr_schedule!r}")
+    # CosineDecay with alpha 1 decays to 100 %: constant after the warm-up.
+    alpha = 0.01 if settings.lr_schedule == "cosine" else 1.0
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(settings.learning_rate, decay_steps=total,
+                                                      alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(
+        0.01 * settings.learning_rate, decay_steps=total - warmup, alpha=alpha,
+        warmup_target=settings.learning_rate, warmup_steps=warmup)
 
 
 def make_training_data(model_name: str, settings: TrainingSettings,
