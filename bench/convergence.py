@@ -17,28 +17,15 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from brats_unet.training.summary import curve_settling
 
-REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-
-
-def run_dag(workdir: Path, configfiles: list[Path]) -> float:
-    command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--cores", "2", "--configfile", *map(str, configfiles)]
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return time.perf_counter() - start
+from timing import run_dag  # bench/ is sys.path[0] when this file runs
 
 
 def main() -> None:

@@ -16,27 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
+from timing import run_dag  # bench/ is sys.path[0] when this file runs
+
 REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 CONFIGS = (REPO / "config/presets/cpu.yaml", REPO / "bench/full_size.yaml")
-
-
-def run_dag(workdir: Path) -> float:
-    command = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--cores", "2", "--configfile", *map(str, CONFIGS)]
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return time.perf_counter() - start
 
 
 def rule_figures(workdir: Path) -> pd.DataFrame:
@@ -57,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="full-size-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    wall = run_dag(workdir)
+    wall = run_dag(workdir, CONFIGS)
     jobs = rule_figures(workdir)
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
     print(f"whole DAG: {wall:.0f} s wall, --cores 2")

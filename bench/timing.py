@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -41,3 +42,17 @@ def run_worker(code: str, payload: dict, env: dict, label: str) -> dict:
     if proc.returncode != 0:
         sys.exit(f"{label} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_dag(workdir: Path, configfiles, cores: int = 2) -> float:
+    """Wall seconds of the whole DAG (this repository's Snakefile) in ``workdir`` with
+    ``configfiles`` laid over the default config; exits with Snakemake's output if it fails."""
+    repo = Path(__file__).resolve().parent.parent
+    snakemake = Path(sys.executable).with_name("snakemake")
+    command = [str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(workdir),
+               "--cores", str(cores), "--configfile", *map(str, configfiles)]
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return time.perf_counter() - start
