@@ -8,7 +8,7 @@ tumours grown in the MNI152 template's white matter, the harder set) and any fur
 largest fall from one epoch to the next, and the spread of the last four epochs), the epoch kept
 and the test set's mean Dice per region (``results/benchmark.csv``).
 
-    .venv/bin/python bench/convergence.py --anatomy mni152            # about 25 min on 2 cores
+    .venv/bin/python bench/convergence.py --anatomy mni152   # 18-21 min, 2 cores of the AVX2 EPYC
     .venv/bin/python bench/convergence.py --anatomy cartoon --keep /tmp/c
     .venv/bin/python bench/convergence.py --anatomy mni152 --configfile my.yaml --seed 7
 """

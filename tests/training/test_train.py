@@ -69,11 +69,8 @@ def test_no_warmup_keeps_the_plain_schedule():
 
 
 def test_warmup_as_long_as_the_run_is_refused():
-    from brats_unet.training.train import learning_rate
-
-    settings = settings_for("unet3d", dict(TRAINING, warmup_epochs=2), MODEL_3D)
     with pytest.raises(ValueError, match="warmup_epochs .2. must be fewer than epochs .2."):
-        learning_rate(settings)
+        settings_for("unet3d", dict(TRAINING, warmup_epochs=2), MODEL_3D)
 
 
 @pytest.mark.parametrize("model, patch, message", [

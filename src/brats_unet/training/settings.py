@@ -31,6 +31,11 @@ class TrainingSettings:
     loader_workers: int = 1
     model_options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be fewer than epochs "
+                             f"({self.epochs})")
+
 
 def settings_for(model_name: str, training: dict[str, Any],
                  model_block: dict[str, Any]) -> TrainingSettings:

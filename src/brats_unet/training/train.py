@@ -64,9 +64,6 @@ def learning_rate(settings: TrainingSettings):
     warmup = settings.warmup_epochs * settings.steps_per_epoch
     if settings.lr_schedule not in ("cosine", "constant"):
         raise ValueError(f"lr_schedule must be cosine or constant, got {settings.lr_schedule!r}")
-    if warmup >= total:
-        raise ValueError(f"warmup_epochs ({settings.warmup_epochs}) must be fewer than epochs "
-                         f"({settings.epochs})")
     if settings.lr_schedule == "constant" and not warmup:
         return settings.learning_rate
     # CosineDecay with alpha 1 decays to 100 %: constant after the warm-up.
