@@ -11,6 +11,7 @@ with job_log(snakemake.log[0]) as log:
     html = write_report(
         per_case=inputs.per_case, benchmark=inputs.benchmark, comparison=inputs.comparison,
         qc=inputs.qc, histories=inputs.histories, summaries=inputs.summaries,
+        lesions=inputs.lesions,
         subjects=params.subjects, flair=inputs.flair, labels=inputs.labels,
         predictions=inputs.predictions, config=params.config, repo_dir=Path(params.repo_dir),
         figures_dir=Path(snakemake.output.figures), label_convention=params.label_convention,

@@ -13,7 +13,9 @@ with job_log(snakemake.log[0]) as log:
         [pd.read_csv(path) for path in snakemake.input.metrics], summaries,
         bootstrap_samples=snakemake.params.bootstrap_samples, seed=snakemake.params.seed,
     )
-    for table, path in ((per_case, snakemake.output.per_case),
+    lesions = pd.concat([pd.read_csv(path) for path in snakemake.input.lesions],
+                        ignore_index=True)
+    for table, path in ((per_case, snakemake.output.per_case), (lesions, snakemake.output.lesions),
                         (benchmark, snakemake.output.benchmark),
                         (comparison, snakemake.output.comparison)):
         with atomic_path(path) as tmp:

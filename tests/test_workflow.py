@@ -136,6 +136,19 @@ def test_predictions_are_in_the_input_geometry_and_scored(finished_study: Path):
                                           "volume_pred_ml"]
     assert len(per_case) == len(MODELS) * len(split["test"]) * 3
     assert set(per_case["subject"]) == set(split["test"])  # never a training or validation case
+    # every dialect for every test case; a lesion table whose lesions add up to the counts
+    for column in ("lesionwise2023_dice", "lesionwise2023_hd95_mm", "panoptica_dsc",
+                   "panoptica_rq", "panoptica_hd95_mm"):
+        assert column in per_case
+    assert per_case["lesionwise2023_dice"].notna().all()
+    lesions = pd.read_csv(study / "results/lesions.csv")
+    assert set(lesions["dialect"]) == {"lesionwise2023", "panoptica"}
+    found = lesions[lesions["status"] == "matched"].groupby(["model", "subject", "region",
+                                                            "dialect"]).size()
+    for row in per_case.itertuples():
+        assert found.get((row.model, row.subject, row.region, "panoptica"), 0) == row.panoptica_tp
+    report = (study / "reports/report.html").read_text()
+    assert "Official BraTS evaluations side by side" in report and "legacy Dice mean" in report
     benchmark = pd.read_csv(study / "results/benchmark.csv")
     assert len(benchmark) == len(MODELS) * 3
     assert {"dice_mean", "dice_sd", "dice_median", "hd95_mm_mean", "volume_abs_error_ml_mean",

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brats_unet.evaluation.dialect_scores import LESION_COLUMNS, EvaluationSettings
 from brats_unet.evaluation.scoring import (
     PER_CASE_COLUMNS,
     benchmark_table,
@@ -32,8 +33,9 @@ def _labels():
 
 def test_case_rows_have_known_values():
     prediction, truth = _labels()
-    rows = {r["region"]: r for r in evaluate_case(model="m", subject="s", prediction=prediction,
-                                                  truth=truth, geometry=GEOMETRY)}
+    case_rows, lesions = evaluate_case(model="m", subject="s", prediction=prediction,
+                                       truth=truth, geometry=GEOMETRY)
+    rows = {r["region"]: r for r in case_rows}
     voxel_ml = 1.2 * 0.9 * 3.0 / 1000
     wt = rows["WT"]
     assert wt["dice"] == pytest.approx(2 * 48 / (64 + 48))
@@ -47,6 +49,28 @@ def test_case_rows_have_known_values():
     assert wt["dice_slicewise"] == pytest.approx(0.75)
     assert wt["components_pred"] == 1 and wt["largest_component_share_pred"] == 1.0
     assert wt["pred_axial_slices"] == 3
+    # one lesion per region, found, in both lesion dialects; its rows carry the case's keys
+    assert wt["lesionwise2023_tp"] == wt["panoptica_tp"] == 1
+    assert wt["lesionwise2023_dice"] == pytest.approx(wt["dice"])      # one lesion: the same
+    assert wt["panoptica_dsc"] == pytest.approx(wt["dice"])
+    assert wt["panoptica_hd95_mm"] == pytest.approx(wt["hd95_mm"])      # MedPy's HD95 both
+    wt_lesions = [r for r in lesions if r["region"] == "WT"]
+    assert {r["dialect"] for r in wt_lesions} == {"lesionwise2023", "panoptica"}
+    assert all(r["volume_true_ml"] == pytest.approx(64 * voxel_ml) for r in wt_lesions)
+    assert all(r["volume_pred_ml"] == pytest.approx(48 * voxel_ml) for r in wt_lesions)
+
+
+def test_only_the_dialects_asked_for_are_computed():
+    prediction, truth = _labels()
+    rows, lesions = evaluate_case(model="m", subject="s", prediction=prediction, truth=truth,
+                                  geometry=GEOMETRY,
+                                  settings=EvaluationSettings(("legacy", "panoptica")))
+    assert not any(k.startswith("lesionwise2023") for k in rows[0])
+    assert {r["dialect"] for r in lesions} == {"panoptica"}
+    with pytest.raises(ValueError, match="keep it in evaluation.dialects"):
+        EvaluationSettings(("panoptica",))
+    with pytest.raises(ValueError, match="unknown evaluation dialects"):
+        EvaluationSettings(("legacy", "brats2019"))
 
 
 def test_evaluate_model_reads_files_and_rejects_another_grid(tmp_path: Path):
@@ -54,9 +78,10 @@ def test_evaluate_model_reads_files_and_rejects_another_grid(tmp_path: Path):
     save_nifti(truth, AFFINE, tmp_path / "truth.nii.gz")
     save_nifti(prediction, AFFINE, tmp_path / "pred.nii.gz")
     (tmp_path / "t.json").write_text(json.dumps({"predict_seconds": 1.5}))
-    table = evaluate_model("m", ["s"], [tmp_path / "pred.nii.gz"], [tmp_path / "truth.nii.gz"],
-                           [tmp_path / "t.json"])
+    table, lesions = evaluate_model("m", ["s"], [tmp_path / "pred.nii.gz"],
+                                    [tmp_path / "truth.nii.gz"], [tmp_path / "t.json"])
     assert list(table.columns[: len(PER_CASE_COLUMNS)]) == PER_CASE_COLUMNS
+    assert list(lesions.columns) == LESION_COLUMNS and set(lesions["model"]) == {"m"}
     assert list(table["region"]) == ["WT", "TC", "ET"] and (table["predict_seconds"] == 1.5).all()
     shifted = AFFINE.copy()
     shifted[0, 3] += 5
@@ -103,8 +128,8 @@ def test_a_case_whose_affine_names_no_axial_axis_is_refused_by_name():
 def test_the_reference_resection_cavity_is_reported_in_ml_and_scored_in_no_region():
     prediction, truth = _labels()
     truth[8:10, 6:8, 5:7] = RESECTION_CAVITY  # 8 voxels outside the tumour
-    rows = evaluate_case(model="m", subject="s", prediction=prediction, truth=truth,
-                         geometry=GEOMETRY)
+    rows, _ = evaluate_case(model="m", subject="s", prediction=prediction, truth=truth,
+                            geometry=GEOMETRY)
     voxel_ml = 1.2 * 0.9 * 3.0 / 1000
     assert [r["resection_cavity_true_ml"] for r in rows] == pytest.approx([8 * voxel_ml] * 3)
     assert {r["region"]: r["volume_true_ml"] for r in rows}["WT"] == pytest.approx(64 * voxel_ml)

@@ -66,7 +66,8 @@ rule evaluate:
         labels=lambda wildcards: [label_file(s) for s in split_subjects("test")],
         summary=lambda wildcards: model_file(wildcards.model, ".json"),
     output:
-        "results/metrics/{model}.csv",
+        per_case="results/metrics/{model}.csv",
+        lesions="results/lesions/{model}.csv",
     log:
         "logs/evaluate/{model}.log",
     benchmark:
@@ -76,6 +77,8 @@ rule evaluate:
     params:
         subjects=lambda wildcards: split_subjects("test"),
         label_convention=DATASET.name,
+        dialects=config["evaluation"]["dialects"],
+        challenge=config["evaluation"]["challenge"],
     script:
         "../../scripts/evaluate.py"
 
@@ -83,9 +86,11 @@ rule evaluate:
 rule tables:
     input:
         metrics=expand("results/metrics/{model}.csv", model=config["model_names"]),
+        lesions=expand("results/lesions/{model}.csv", model=config["model_names"]),
         summaries=every_model_file(".json"),
     output:
         per_case="results/per_case.csv",
+        lesions="results/lesions.csv",
         benchmark="results/benchmark.csv",
         comparison="results/comparison.csv",
         metrics_json="results/metrics.json",

@@ -4,6 +4,7 @@
 rule report:
     input:
         per_case="results/per_case.csv",
+        lesions="results/lesions.csv",
         benchmark="results/benchmark.csv",
         comparison="results/comparison.csv",
         qc="results/qc/subjects.tsv",

@@ -4,7 +4,11 @@ Masks are boolean numpy arrays of equal shape; ``spacing_mm`` is the voxel size
 along each array axis in millimetres (the NIfTI ``pixdim[1:4]``, in array axis
 order). Every function is pure and vectorised (numpy + scipy.ndimage).
 
-Conventions (the same as the BraTS challenge / MedPy where they exist):
+Conventions: those of the BraTS 2018-2021 evaluation and MedPy (the ``legacy`` dialect of
+:mod:`brats_unet.evaluation.dialects`), not those of today's official package: since 2023 the
+challenges rank by lesion-wise scores (:mod:`~brats_unet.evaluation.lesionwise`, with
+DeepMind's surfel HD95) and since 2025 by panoptica's instance scores
+(:mod:`~brats_unet.evaluation.instances`), computed beside these.
 
 * Dice: both masks empty -> 1.0; exactly one empty -> 0.0.
 * HD95: surface voxels are mask voxels with a face (6-connected) neighbour
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from brats_unet.labels import REGION_LABELS, REGIONS
 from brats_unet.voxels import bounding_box, box_slices
@@ -59,10 +64,30 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(pred & truth) / total
 
 
-def _surface(mask: np.ndarray) -> np.ndarray:
+def surface(mask: np.ndarray) -> np.ndarray:
     """Mask voxels with a face neighbour outside the mask; border_value=0 makes the array border count as outside."""
     face = ndimage.generate_binary_structure(mask.ndim, 1)
     return mask & ~ndimage.binary_erosion(mask, structure=face, border_value=0)
+
+
+def nearest_distances(points: np.ndarray, targets: np.ndarray, spacing_mm: Sequence[float]
+                      ) -> np.ndarray:
+    """Euclidean distance in mm from each point to the nearest target (rows of voxel indices);
+    ``inf`` for every point when there is no target.
+
+    A k-d tree over the surface points instead of a distance transform over the whole box:
+    exact distances at a cost that grows with the surfaces, not the volume. The distance is
+    recomputed from the integer offsets, as the distance transform does, so that a distance
+    of exactly one voxel size stays exact (tolerances compare against it).
+    """
+    if len(targets) == 0:
+        return np.full(len(points), np.inf)
+    if len(points) == 0:
+        return np.empty(0)
+    scale = np.asarray([float(s) for s in spacing_mm])
+    nearest = cKDTree(targets * scale).query(points * scale, k=1)[1]
+    offsets = (points - targets[nearest]) * scale
+    return np.sqrt(np.sum(offsets * offsets, axis=1))
 
 
 def surface_distances_mm(
@@ -90,11 +115,12 @@ def surface_distances_mm(
     # voxel off the cropped border unless it was on the original border, so the
     # surfaces and hence the distances are exactly those of the full grid.
     box = box_slices(*bounding_box(pred | truth, margin=1))
-    pred_surface = _surface(pred[box])
-    truth_surface = _surface(truth[box])
-    to_truth = ndimage.distance_transform_edt(~truth_surface, sampling=spacing)
-    to_pred = ndimage.distance_transform_edt(~pred_surface, sampling=spacing)
-    return to_truth[pred_surface], to_pred[truth_surface]
+    pred_points = np.argwhere(surface(pred[box]))
+    truth_points = np.argwhere(surface(truth[box]))
+    # a k-d tree over the surface points (surfaces.nearest_distances): the distance
+    # transform's exact distances, at a cost that grows with the surfaces, not the box
+    return (nearest_distances(pred_points, truth_points, spacing),
+            nearest_distances(truth_points, pred_points, spacing))
 
 
 def hd95_mm(pred: np.ndarray, truth: np.ndarray, spacing_mm: Sequence[float]) -> float:
@@ -143,7 +169,8 @@ def sensitivity(pred: np.ndarray, truth: np.ndarray) -> float:
     return np.count_nonzero(pred & truth) / positives
 
 
-def specificity(pred: np.ndarray, truth: np.ndarray, within: np.ndarray | None = None) -> float:
+def specificity(pred: np.ndarray, truth: np.ndarray, within: np.ndarray | None = None,
+                outside: int = 0) -> float:
     """True-negative rate ``TN / (TN + FP)``, over all voxels or those in ``within``.
 
     Args:
@@ -152,6 +179,8 @@ def specificity(pred: np.ndarray, truth: np.ndarray, within: np.ndarray | None =
         within: optional mask (e.g. the brain) restricting the voxels counted;
             without it every voxel of the array counts, background included,
             which makes the score close to 1 on a whole head.
+        outside: voxels beyond the arrays, negative in both masks (the rest of a volume
+            the masks were cropped from), counted as true negatives; only without ``within``.
 
     Returns:
         Specificity in [0, 1] (unitless); 1.0 when there are no negatives to
@@ -164,10 +193,12 @@ def specificity(pred: np.ndarray, truth: np.ndarray, within: np.ndarray | None =
         if within.shape != truth.shape:
             raise ValueError(f"within shape {within.shape} differs from truth shape {truth.shape}")
         negatives &= within
-    n_negatives = np.count_nonzero(negatives)
+        if outside:
+            raise ValueError("specificity: outside voxels cannot be counted within a mask")
+    n_negatives = np.count_nonzero(negatives) + outside
     if n_negatives == 0:
         return 1.0
-    return np.count_nonzero(negatives & ~pred) / n_negatives
+    return (np.count_nonzero(negatives & ~pred) + outside) / n_negatives
 
 
 def region_metrics(
@@ -175,6 +206,7 @@ def region_metrics(
     true_labels: np.ndarray,
     spacing_mm: Sequence[float],
     within: np.ndarray | None = None,
+    outside: int = 0,
 ) -> list[dict]:
     """All per-case metrics for WT, TC and ET of two canonical label maps.
 
@@ -183,6 +215,8 @@ def region_metrics(
         true_labels: reference label map, canonical, same shape.
         spacing_mm: voxel size along each array axis, in mm.
         within: optional mask restricting the voxels counted by specificity.
+        outside: background voxels beyond the arrays (a crop's surroundings), counted by
+            specificity as true negatives.
 
     Returns:
         One dict per region in ``REGIONS`` order with keys ``region``,
@@ -205,7 +239,7 @@ def region_metrics(
             "dice": dice(pred, truth),
             "hd95_mm": hd95_mm(pred, truth, spacing_mm),
             "sensitivity": sensitivity(pred, truth),
-            "specificity": specificity(pred, truth, within),
+            "specificity": specificity(pred, truth, within, outside),
             "voxels_true": int(np.count_nonzero(truth)),
             "voxels_pred": int(np.count_nonzero(pred)),
         })

@@ -9,7 +9,10 @@ Conventions, stated once (the report repeats them):
   averaged, as slice-level studies report it) sits beside it only to show the
   difference;
 - model summaries (means, medians) are over test subjects; nothing is chosen on
-  the test set.
+  the test set;
+- ``dice``, ``hd95_mm``, ``sensitivity`` and ``specificity`` are the legacy (2018-2021) dialect;
+  the lesion dialects' columns are named by dialect (``lesionwise2023_*``, ``panoptica_*``,
+  :mod:`brats_unet.evaluation.dialect_scores`), and their lesions go to a table of their own.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ import pandas as pd
 
 from brats_unet.data.validation import InvalidSubject, read_label_map
 from brats_unet.evaluation.comparison import paired_comparison
+from brats_unet.evaluation.dialect_scores import (
+    DEFAULT_EVALUATION,
+    LESION_COLUMNS,
+    EvaluationSettings,
+    dialect_scores,
+)
+from brats_unet.evaluation.dialects import LESIONWISE_2023_CHALLENGES
 from brats_unet.evaluation.metrics import region_metrics, slicewise_dice
 from brats_unet.evaluation.volumetry import (
     axis_consistency,
@@ -34,7 +44,10 @@ from brats_unet.evaluation.volumetry import (
 from brats_unet.io import Geometry, read_json
 from brats_unet.labels import region_masks, region_rank
 from brats_unet.training.summary import TrainingSummary
-from brats_unet.voxels import anatomical_axes, axis_codes
+from brats_unet.voxels import anatomical_axes, axis_codes, bounding_box, box_slices
+
+#: Voxels kept around the labelled box: more than any lesion dialect's dilation reaches.
+CROP_MARGIN = 1 + max(dilation for dilation, _ in LESIONWISE_2023_CHALLENGES.values()) + 1
 
 #: Columns every per-case row has first (the issue's contract), then the rest.
 PER_CASE_COLUMNS = ["model", "subject", "region", "dice", "hd95_mm", "sensitivity",
@@ -42,8 +55,10 @@ PER_CASE_COLUMNS = ["model", "subject", "region", "dice", "hd95_mm", "sensitivit
 
 
 def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np.ndarray,
-                  geometry: Geometry) -> list[dict[str, Any]]:
-    """One row per region: overlap, distance, volume and shape figures of a predicted case.
+                  geometry: Geometry, settings: EvaluationSettings = DEFAULT_EVALUATION
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(rows, lesions)``: one row per region of overlap, distance, volume and shape figures in
+    every dialect of ``settings``, and one row per lesion of each lesion dialect.
 
     ``prediction`` and ``truth`` are canonical label maps on the same grid
     (the input's), ``geometry`` its affine and pixdim (mm).
@@ -58,11 +73,18 @@ def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np
                          f"sagittal, coronal and axial (axis codes "
                          f"{axis_codes(geometry.affine)})")
     axial = axes.index("axial")
+    # Every figure is the same in the box of both maps' labelled voxels (grown past the
+    # lesion dialects' dilations), which is a small part of a head: score that box only.
+    outside = 0
+    if (labelled := (prediction != 0) | (truth != 0)).any():
+        box = box_slices(*bounding_box(labelled, margin=CROP_MARGIN))
+        prediction, truth = prediction[box], truth[box]
+        outside = labelled.size - prediction.size
     pred_masks, true_masks = region_masks(prediction), region_masks(truth)
     vol_true, vol_pred = region_volumes_ml(truth, spacing), region_volumes_ml(prediction, spacing)
     cavity_ml = resection_cavity_ml(truth, spacing)
-    rows = []
-    for index, scores in enumerate(region_metrics(prediction, truth, spacing)):
+    rows, lesions = [], []
+    for index, scores in enumerate(region_metrics(prediction, truth, spacing, outside=outside)):
         region = scores["region"]
         pred, true = pred_masks[..., index], true_masks[..., index]
         n_true, share_true = components(true)
@@ -82,18 +104,23 @@ def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np
         for plane, figures in consistency.items():
             for key, value in figures.items():
                 row[f"pred_{plane}_{key}"] = value
-        rows.append(row)
-    return rows
+        columns, lesion_rows = dialect_scores(true, pred, spacing, settings)
+        rows.append({**row, **columns})
+        lesions += [{"model": model, "subject": subject, "region": region, **r}
+                    for r in lesion_rows]
+    return rows, lesions
 
 
 def evaluate_model(model: str, subjects: Sequence[str], predictions: Sequence[str | os.PathLike],
                    labels: Sequence[str | os.PathLike], timings: Sequence[str | os.PathLike], *,
-                   label_convention: str = "brats2020") -> pd.DataFrame:
-    """Per-case rows of one model over its test subjects, read from files.
+                   label_convention: str = "brats2020",
+                   settings: EvaluationSettings = DEFAULT_EVALUATION
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(per_case, lesions)`` of one model over its test subjects, read from files.
 
     The prediction must sit on the label file's grid (same shape and affine).
     """
-    rows = []
+    rows, lesions = [], []
     for subject, pred_path, label_path, timing_path in zip(subjects, predictions, labels, timings):
         truth, geometry = read_label_map(subject, label_path, label_convention=label_convention)
         prediction, pred_geometry = read_label_map(subject, pred_path,
@@ -101,14 +128,17 @@ def evaluate_model(model: str, subjects: Sequence[str], predictions: Sequence[st
         if not np.allclose(pred_geometry.affine, geometry.affine, atol=1e-4):
             raise InvalidSubject(subject, pred_path, "prediction is not on the label map's grid "
                                  "(affines differ)")
-        case_rows = evaluate_case(model=model, subject=subject, prediction=prediction,
-                                  truth=truth, geometry=geometry)
+        case_rows, case_lesions = evaluate_case(model=model, subject=subject,
+                                                prediction=prediction, truth=truth,
+                                                geometry=geometry, settings=settings)
         seconds = read_json(timing_path)["predict_seconds"]
         for row in case_rows:
             row["predict_seconds"] = seconds
         rows += case_rows
+        lesions += case_lesions
     table = pd.DataFrame(rows)
-    return table[PER_CASE_COLUMNS + [c for c in table.columns if c not in PER_CASE_COLUMNS]]
+    return (table[PER_CASE_COLUMNS + [c for c in table.columns if c not in PER_CASE_COLUMNS]],
+            pd.DataFrame(lesions, columns=LESION_COLUMNS))
 
 
 def benchmark_table(per_case: pd.DataFrame,

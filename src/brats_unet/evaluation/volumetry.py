@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from brats_unet.labels import REGION_LABELS, REGIONS, RESECTION_CAVITY
+from brats_unet.voxels import bounding_box, box_slices
 
 
 def voxel_volume_ml(pixdim: Sequence[float]) -> float:
@@ -75,10 +76,11 @@ def components(mask: np.ndarray) -> tuple[int, float]:
         ``(0, nan)`` for an empty mask, since the share is undefined there.
     """
     mask = np.asarray(mask, dtype=bool)
-    full = np.ones((3,) * mask.ndim, dtype=bool)
-    labelled, n = ndimage.label(mask, structure=full)
-    if n == 0:
+    if not mask.any():
         return 0, float("nan")
+    full = np.ones((3,) * mask.ndim, dtype=bool)
+    # components lie inside the mask's bounding box: labelling it alone is the same, and cheaper
+    labelled, n = ndimage.label(mask[box_slices(*bounding_box(mask))], structure=full)
     sizes = np.bincount(labelled.ravel())[1:]
     return int(n), float(sizes.max() / sizes.sum())
 

@@ -15,6 +15,7 @@ Inputs are the pipeline's own tables:
   ``volume_pred_ml``, ``volume_error_ml`` (predicted - true, ml),
   ``components_pred``, ``largest_component_share_pred``, ``predict_seconds``...
 * ``benchmark``: one row per model and region (``results/benchmark.csv``).
+* ``lesions``: one row per lesion of each lesion dialect (``results/lesions.csv``).
 * ``comparison``: paired statistics per region and model pair
   (``results/comparison.csv``): ``mean_difference`` (a - b), bootstrap
   ``ci95_low``/``ci95_high`` and ``wilcoxon_p``.
@@ -38,6 +39,7 @@ from brats_unet.data.qc import case_notes
 from brats_unet.evaluation.comparison import ALPHA
 from brats_unet.evaluation.metrics import HD95_ONE_EMPTY_MM
 from brats_unet.labels import region_rank
+from brats_unet.reporting.dialect_section import dialect_section
 from brats_unet.reporting.discussion import discussion
 from brats_unet.reporting.figures import FIGURE_CAPTIONS, models_of, regions_of, standard_figures
 from brats_unet.reporting.overlays import load_overlay_inputs, overlay_figure, pick_cases
@@ -50,8 +52,8 @@ CONVENTIONS: tuple[str, ...] = (
     "Metrics are computed per case on the original image grid (predictions resampled back "
     "to the input geometry), per region: whole tumour WT = labels {1, 2, 4}, tumour core "
     "TC = {1, 4}, enhancing tumour ET = {4}.",
-    "Dice: both masks empty -> 1; exactly one empty -> 0.",
-    f"HD95 (mm): 95th percentile of the symmetric surface distances; both masks empty -> 0 mm; "
+    "Legacy Dice (BraTS 2018-2021, MedPy): both masks empty -> 1; exactly one empty -> 0.",
+    f"Legacy HD95 (mm): 95th percentile of the symmetric surface distances; both masks empty -> 0 mm; "
     f"exactly one empty -> {HD95_ONE_EMPTY_MM:.2f} mm (the diagonal of a 240 × 240 × 155 mm "
     "volume).",
     "Slice-wise Dice: the mean of per-slice Dice over the axial slices where truth or "
@@ -134,10 +136,12 @@ def _benchmark_section(benchmark: pd.DataFrame,
                        summaries: Mapping[str, TrainingSummary]) -> list[str]:
     return [
         "<h2>Benchmark</h2>",
-        "<p>Per-case metrics on the test subjects, summarised per model and region. "
+        "<p>Per-case metrics on the test subjects, summarised per model and region, in the "
+        "legacy dialect (BraTS 2018-2021; the other dialects follow below). "
         "Training time is the total over all training runs (s); inference is the mean "
         "prediction time per case (s).</p>",
-        table(["model", "region", "n", "Dice mean ± sd", "Dice median", "HD95 mean (mm)",
+        table(["model", "region", "n", "legacy Dice mean ± sd", "legacy Dice median",
+               "legacy HD95 mean (mm)",
                "|volume error| mean (ml)", "trainable parameters", "training (s)",
                "inference (s/case)", "back end", "precision", "hardware"],
               benchmark_rows(benchmark, summaries)),
@@ -250,6 +254,8 @@ def build_report(
     figures_dir: Path,
     figures: Mapping[str, Figure] | None = None,
     cases: Mapping[str, str] | None = None,
+    lesions: pd.DataFrame | None = None,
+    challenge: str = "GLI",
     title: str = "BraTS U-Net benchmark",
 ) -> str:
     """Save every figure as PNG under ``figures_dir`` and return one self-contained HTML page.
@@ -267,6 +273,8 @@ def build_report(
         figures_dir: where the PNGs go (created).
         figures: name -> figure to use instead of the standard set built here.
         cases: rank -> subject, for the overlay captions (default: :func:`pick_cases`).
+        lesions: the per-lesion table, for the detection-by-size table.
+        challenge: the 2023 challenge whose lesion-wise parameters were used.
         title: page title.
 
     Returns:
@@ -281,6 +289,7 @@ def build_report(
     return document(title, [
         *_run_summary(per_case, qc, summaries),
         *_benchmark_section(benchmark, summaries),
+        *dialect_section(per_case, lesions, challenge),
         *_figures_section(figures, figures_dir),
         *_examples_section(dict(overlays or {}), cases, figures_dir),
         *_statistics_section(comparison),
@@ -292,6 +301,7 @@ def build_report(
 
 
 def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, summaries: Sequence,
+                 lesions=None,
                  subjects: Sequence[str], flair: Sequence, labels: Sequence, predictions: Sequence,
                  config: Mapping[str, Any], repo_dir: Path | None, figures_dir: Path,
                  label_convention: str = "brats2020", flair_channel: int | None = None) -> str:
@@ -323,4 +333,6 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
         per_case=per_case, benchmark=pd.read_csv(benchmark), comparison=pd.read_csv(comparison),
         qc=pd.read_csv(qc, sep="\t", keep_default_na=False), histories=history_frames,
         summaries=records, overlays=figures, provenance=collect_provenance(config, repo_dir),
-        figures_dir=Path(figures_dir), cases=cases)
+        figures_dir=Path(figures_dir), cases=cases,
+        lesions=pd.read_csv(lesions) if lesions is not None else None,
+        challenge=config.get("evaluation", {}).get("challenge", "GLI"))
