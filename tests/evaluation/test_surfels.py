@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ import pytest
 from brats_unet.evaluation.surfels import corner_bit, neighbour_code_areas
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE_PYTHONS = (REPO / ".venv-official/bin/python", Path("/tmp/venv-off/bin/python"))
+REFERENCE_PYTHON = REPO / ".venv-official/bin/python"
 SPACINGS = ((1.0, 1.0, 1.0), (1.0, 1.0, 2.5), (0.5, 0.8, 3.0), (2.0, 1.0, 1.0), (0.3, 1.7, 0.9))
 
 
@@ -97,14 +97,6 @@ def test_axis_permutations_and_mirrors_permute_the_spacing():
                 assert moved[new] == pytest.approx(areas[code], rel=1e-12)
 
 
-def test_new_spacing_is_fast():
-    neighbour_code_areas((1.0, 1.0, 1.0))
-    start = time.perf_counter()
-    for i in range(20):
-        neighbour_code_areas((1.0 + i / 10, 0.9, 2.0))
-    assert (time.perf_counter() - start) / 20 < 5e-3
-
-
 _DUMP = """
 import importlib.util, json, os, sys
 spec = importlib.util.find_spec("surface_distance")
@@ -121,14 +113,14 @@ print(json.dumps([list(map(float, tables.create_table_neighbour_code_to_surface_
 
 
 def test_matches_deepmind_surface_distance_table():
-    python = next((p for p in REFERENCE_PYTHONS if p.exists()), None)
-    if python is None:
-        pytest.skip("no reference venv with DeepMind's surface-distance at "
-                    + " or ".join(map(str, REFERENCE_PYTHONS)))
+    python = REFERENCE_PYTHON
+    if not python.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{python} is missing: bin/setup with the test extra makes it")
+        pytest.skip(f"no reference venv with DeepMind's surface-distance at {python}")
     done = subprocess.run([str(python), "-c", _DUMP, json.dumps(SPACINGS)], check=False,
                           capture_output=True, text=True, timeout=120)
-    if done.returncode == 3:
-        pytest.skip(f"{python} has no surface_distance module")
+    assert done.returncode != 3, f"{python} has no surface_distance module"
     assert done.returncode == 0, done.stderr
     for spacing, reference in zip(SPACINGS, json.loads(done.stdout), strict=True):
         np.testing.assert_allclose(neighbour_code_areas(spacing), reference, rtol=0, atol=1e-12,
