@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from brats_unet.voxels import anatomical_axes, axis_codes, bounding_box, box_slices, plane_axes
+from brats_unet.voxels import (
+    anatomical_axes,
+    axis_codes,
+    bounding_box,
+    box_slices,
+    plane_axes,
+    union_box,
+)
 
 RAS = np.diag([1.0, 1.0, 1.0, 1.0])
 
@@ -45,3 +52,9 @@ def test_bounding_box_margin_is_clipped_to_the_array():
     assert bounding_box(mask, margin=2) == ((0, 0, 4), (3, 5, 7))
     start, stop = bounding_box(mask, margin=1)
     assert mask[box_slices(start, stop)].sum() == 1
+
+
+def test_union_box_holds_every_box():
+    boxes = [(slice(2, 5), slice(0, 3), slice(4, 6)), (slice(1, 3), slice(2, 8), slice(5, 9))]
+    assert union_box(boxes) == (slice(1, 5), slice(0, 8), slice(4, 9))
+    assert union_box(boxes[:1]) == boxes[0]

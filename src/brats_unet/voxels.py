@@ -59,3 +59,10 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[tuple[int, ...], tu
 def box_slices(start: Sequence[int], stop: Sequence[int]) -> tuple[slice, ...]:
     """The index of the box ``[start, stop)`` over the leading ``len(start)`` axes."""
     return tuple(slice(a, b) for a, b in zip(start, stop))
+
+
+def union_box(boxes: Sequence[tuple[slice, ...]]) -> tuple[slice, ...]:
+    """The smallest box (a tuple of slices, as ``ndimage.find_objects`` gives) holding every
+    box of ``boxes``."""
+    return tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
+                 for a in range(len(boxes[0])))

@@ -11,7 +11,8 @@ Column names say their dialect (:mod:`brats_unet.evaluation.dialects`):
 * ``panoptica_dsc``, ``panoptica_hd95_mm``, ``panoptica_nsd`` - means over matched instance
   pairs (the 2025 "lesion-wise" figures); ``panoptica_rq`` - instance F1; ``panoptica_tp`` /
   ``_fp`` / ``_fn``; ``panoptica_global_dsc``, ``panoptica_global_hd95_mm``,
-  ``panoptica_global_nsd`` - of the whole region. NaN where panoptica gives NaN (a region empty
+  ``panoptica_global_nsd`` - of the whole region, in mm; ``panoptica_official_global_hd95``
+  (voxels) and ``panoptica_official_global_nsd`` - the same as the package gives them. NaN where panoptica gives NaN (a region empty
   in both masks); see :mod:`brats_unet.evaluation.instances` for the corrections.
 
 A lesion row has ``dialect``, ``lesion`` (its number within the region and dialect),
@@ -81,17 +82,16 @@ def dialect_scores(truth: np.ndarray, pred: np.ndarray, spacing_mm: Sequence[flo
         columns come from :func:`brats_unet.evaluation.metrics.region_metrics`, not from here.
     """
     voxel_ml = voxel_volume_ml(spacing_mm)
+    dilation, threshold = lesionwise_2023_parameters(settings.challenge)
     columns: dict = {}
     rows: list[dict] = []
     truth, pred = np.asarray(truth, dtype=bool), np.asarray(pred, dtype=bool)
     if truth.any() or pred.any():
         # every figure is the same in the box of both masks grown past the reach of the
         # dilations (the array's own border stays a border), and far cheaper there
-        dilation = lesionwise_2023_parameters(settings.challenge)[0]
         box = box_slices(*bounding_box(truth | pred, margin=dilation + 2))
         truth, pred = truth[box], pred[box]
     if "lesionwise2023" in settings.dialects:
-        dilation, threshold = lesionwise_2023_parameters(settings.challenge)
         scores, lesions = lesionwise_2023(truth, pred, spacing_mm, dilation=dilation,
                                           volume_threshold_mm3=threshold)
         columns.update({f"lesionwise2023_{key}": value for key, value in scores.items()})

@@ -48,8 +48,8 @@ from brats_unet.evaluation.dialects import (
     PANOPTICA_MATCHING_THRESHOLD,
 )
 from brats_unet.evaluation.lesionwise import Lesion, components
-from brats_unet.evaluation.metrics import nearest_distances, surface
-from brats_unet.voxels import bounding_box, box_slices
+from brats_unet.evaluation.metrics import surface_distances_mm
+from brats_unet.voxels import union_box
 
 
 def _nsd(to_truth: np.ndarray, to_pred: np.ndarray, tolerance: float) -> float:
@@ -62,14 +62,6 @@ def _nsd(to_truth: np.ndarray, to_pred: np.ndarray, tolerance: float) -> float:
     return float((near_a + near_b) / (near_a + near_b + far_a + far_b + sys.float_info.min))
 
 
-def _distances(truth, pred, spacing_mm) -> tuple[np.ndarray, np.ndarray]:
-    """(pred -> truth, truth -> pred) distances between the voxel surfaces, in mm."""
-    box = box_slices(*bounding_box(truth | pred, margin=1))
-    truth_points, pred_points = (np.argwhere(surface(mask[box])) for mask in (truth, pred))
-    return (nearest_distances(pred_points, truth_points, spacing_mm),
-            nearest_distances(truth_points, pred_points, spacing_mm))
-
-
 def _figures(to_truth, to_pred, tolerance: float) -> tuple[float, float]:
     return (float(np.percentile(np.concatenate([to_truth, to_pred]), 95)),
             _nsd(to_truth, to_pred, tolerance))
@@ -80,21 +72,24 @@ def surface_figures(truth: np.ndarray, pred: np.ndarray, spacing_mm: Sequence[fl
     """``(HD95 in mm, NSD)`` of two non-empty masks, panoptica's way: MedPy's HD95 and the
     normalised surface Dice at ``tolerance_mm`` (default: the smallest voxel size)."""
     tolerance = min(float(s) for s in spacing_mm) if tolerance_mm is None else tolerance_mm
-    return _figures(*_distances(truth, pred, spacing_mm), tolerance)
+    return _figures(*surface_distances_mm(pred, truth, spacing_mm), tolerance)
 
 
-def matched_pairs(truth_labels: np.ndarray, n_truth: int, pred_labels: np.ndarray, n_pred: int
-                  ) -> list[tuple[int, int, float]]:
-    """``(truth instance, predicted instance, Dice)`` of panoptica's one-to-one matching."""
+def matched_pairs(truth_labels: np.ndarray, truth_sizes: np.ndarray, pred_labels: np.ndarray,
+                  pred_sizes: np.ndarray) -> list[tuple[int, int, float]]:
+    """``(truth instance, predicted instance, Dice)`` of panoptica's one-to-one matching.
+
+    ``*_sizes`` are the voxel counts of each label array's values (``np.bincount``), the
+    background's first.
+    """
+    n_truth, n_pred = len(truth_sizes) - 1, len(pred_sizes) - 1
     if n_truth == 0 or n_pred == 0:
         return []
     both = (truth_labels > 0) & (pred_labels > 0)
     pair_index = truth_labels[both].astype(np.int64) * (n_pred + 1) + pred_labels[both]
     overlap = np.bincount(pair_index, minlength=(n_truth + 1) * (n_pred + 1)).reshape(
         n_truth + 1, n_pred + 1)[1:, 1:]
-    truth_sizes = np.bincount(truth_labels.ravel(), minlength=n_truth + 1)[1:]
-    pred_sizes = np.bincount(pred_labels.ravel(), minlength=n_pred + 1)[1:]
-    dice = 2.0 * overlap / (truth_sizes[:, None] + pred_sizes[None, :])
+    dice = 2.0 * overlap / (truth_sizes[1:, None] + pred_sizes[None, 1:])
     cost = np.where(dice >= PANOPTICA_MATCHING_THRESHOLD, 1.0 - dice, 1.0 + 1e-6)
     rows, cols = linear_sum_assignment(cost)
     return [(int(r) + 1, int(c) + 1, float(dice[r, c]))
@@ -120,14 +115,13 @@ def panoptica_scores(truth: np.ndarray, pred: np.ndarray, spacing_mm: Sequence[f
     spacing = tuple(float(s) for s in spacing_mm)
     truth_labels, n_truth = components(truth)
     pred_labels, n_pred = components(pred)
-    pairs = matched_pairs(truth_labels, n_truth, pred_labels, n_pred)
     truth_sizes = np.bincount(truth_labels.ravel(), minlength=n_truth + 1)
     pred_sizes = np.bincount(pred_labels.ravel(), minlength=n_pred + 1)
+    pairs = matched_pairs(truth_labels, truth_sizes, pred_labels, pred_sizes)
     truth_boxes, pred_boxes = ndimage.find_objects(truth_labels), ndimage.find_objects(pred_labels)
     lesions, hd95s, nsds = [], [], []
     for t, p, dice in pairs:
-        box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop))
-                    for a, b in zip(truth_boxes[t - 1], pred_boxes[p - 1]))
+        box = union_box([truth_boxes[t - 1], pred_boxes[p - 1]])
         hd95, nsd = surface_figures(truth_labels[box] == t, pred_labels[box] == p, spacing)
         hd95s.append(hd95)
         nsds.append(nsd)
@@ -166,11 +160,12 @@ def _global_scores(truth, pred, spacing) -> dict:
     if not truth.any() or not pred.any():
         return {**out, "global_hd95_mm": PANOPTICA_HD95_PENALTY_MM, "global_nsd": 0.0,
                 "official_global_hd95": PANOPTICA_HD95_PENALTY_MM, "official_global_nsd": 0.0}
-    distances = _distances(truth, pred, spacing)
+    distances = surface_distances_mm(pred, truth, spacing)
     out["global_hd95_mm"], out["global_nsd"] = _figures(*distances, min(spacing))
     if overlap == 0:
         out["official_global_hd95"], out["official_global_nsd"] = PANOPTICA_HD95_PENALTY_MM, 0.0
     else:  # in voxels: the same distances on a 1 mm grid
-        unit = distances if spacing == (1.0, 1.0, 1.0) else _distances(truth, pred, (1, 1, 1))
+        unit = (distances if spacing == (1.0, 1.0, 1.0)
+                else surface_distances_mm(pred, truth, (1.0, 1.0, 1.0)))
         out["official_global_hd95"], out["official_global_nsd"] = _figures(*unit, 0.5)
     return out

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from brats_unet.evaluation.dialects import LESIONWISE_HD95_PENALTY_MM
 from brats_unet.evaluation.surfaces import surfel_hd95_mm
-from brats_unet.voxels import bounding_box, box_slices
+from brats_unet.voxels import bounding_box, box_slices, union_box
 
 #: 26-connected components (the scripts' ``cc3d`` connectivity) and the 18-neighbourhood
 #: dilation (``generate_binary_structure(3, 2)``).
@@ -70,11 +70,6 @@ def _grown_box(box: tuple[slice, ...], margin: int, shape: Sequence[int]) -> tup
                  for s, n in zip(box, shape))
 
 
-def _union_box(boxes: Sequence[tuple[slice, ...]]) -> tuple[slice, ...]:
-    return tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
-                 for a in range(len(boxes[0])))
-
-
 def _score_lesion(lesion_id, lesions, lesion_box, pred, pred_labels, pred_boxes, pred_sizes,
                   spacing, dilation):
     """(matched predicted components, Dice, HD95) of one merged truth lesion."""
@@ -90,7 +85,7 @@ def _score_lesion(lesion_id, lesions, lesion_box, pred, pred_labels, pred_boxes,
     # every predicted voxel inside the lesion belongs to a matched component
     overlap = int(np.count_nonzero(pred[near] & own))
     dice = 2.0 * overlap / (voxels_true + voxels_pred)
-    box = _union_box([lesion_box] + [pred_boxes[m - 1] for m in matched])
+    box = union_box([lesion_box] + [pred_boxes[m - 1] for m in matched])
     hd95 = surfel_hd95_mm(lesions[box] == lesion_id, np.isin(pred_labels[box], matched), spacing)
     return matched, voxels_true, voxels_pred, dice, hd95
 

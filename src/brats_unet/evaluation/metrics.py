@@ -64,7 +64,7 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(pred & truth) / total
 
 
-def surface(mask: np.ndarray) -> np.ndarray:
+def _surface(mask: np.ndarray) -> np.ndarray:
     """Mask voxels with a face neighbour outside the mask; border_value=0 makes the array border count as outside."""
     face = ndimage.generate_binary_structure(mask.ndim, 1)
     return mask & ~ndimage.binary_erosion(mask, structure=face, border_value=0)
@@ -115,10 +115,10 @@ def surface_distances_mm(
     # voxel off the cropped border unless it was on the original border, so the
     # surfaces and hence the distances are exactly those of the full grid.
     box = box_slices(*bounding_box(pred | truth, margin=1))
-    pred_points = np.argwhere(surface(pred[box]))
-    truth_points = np.argwhere(surface(truth[box]))
-    # a k-d tree over the surface points (surfaces.nearest_distances): the distance
-    # transform's exact distances, at a cost that grows with the surfaces, not the box
+    pred_points = np.argwhere(_surface(pred[box]))
+    truth_points = np.argwhere(_surface(truth[box]))
+    # a k-d tree over the surface points (nearest_distances): the distance transform's exact
+    # distances, at a cost that grows with the surfaces, not the box
     return (nearest_distances(pred_points, truth_points, spacing),
             nearest_distances(truth_points, pred_points, spacing))
 

@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from brats_unet.evaluation.metrics import nearest_distances
 from brats_unet.evaluation.surfels import neighbour_code_areas
+from brats_unet.voxels import bounding_box
 
 #: Weight of each voxel of a 2 x 2 x 2 block in its neighbourhood code (DeepMind's kernel).
 NEIGHBOUR_CODE_KERNEL = np.array([[[128, 64], [32, 16]], [[8, 4], [2, 1]]], dtype=np.uint8)
@@ -60,8 +61,7 @@ def surfel_distances_mm(truth: np.ndarray, pred: np.ndarray, spacing_mm: Sequenc
     if not (truth | pred).any():
         return {"truth_to_pred": empty, "pred_to_truth": empty,
                 "truth_areas": empty, "pred_areas": empty}
-    hits = np.argwhere(truth | pred)
-    start, stop = hits.min(axis=0), hits.max(axis=0) + 1
+    start, stop = (np.array(ends) for ends in bounding_box(truth | pred))
     areas = neighbour_code_areas(spacing)
     codes = [_dual_grid(mask, start, stop) for mask in (truth, pred)]
     borders = [(code != 0) & (code != 255) for code in codes]
