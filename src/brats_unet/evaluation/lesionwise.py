@@ -72,7 +72,8 @@ def _grown_box(box: tuple[slice, ...], margin: int, shape: Sequence[int]) -> tup
 
 def _score_lesion(lesion_id, lesions, lesion_box, pred, pred_labels, pred_boxes, pred_sizes,
                   spacing, dilation):
-    """(matched predicted components, Dice, HD95) of one merged truth lesion."""
+    """(matched predicted components, lesion voxels, matched voxels, Dice, HD95) of one
+    merged truth lesion."""
     near = _grown_box(lesion_box, dilation + 1, lesions.shape)
     own = lesions[near] == lesion_id
     reach = ndimage.binary_dilation(own, structure=DILATION_18, iterations=dilation)
