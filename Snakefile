@@ -41,7 +41,7 @@ rule all:
         "reports/report.html",
         # subjects without a label map are predicted, not scored
         lambda wildcards: expand(
-            "results/predictions/{model}/{subject}.nii.gz",
-            model=config["model_names"],
+            "results/predictions/{predictor}/{subject}.nii.gz",
+            predictor=[p for m in config["model_names"] for p in model_predictors(m)],
             subject=split_subjects("unlabelled"),
         ),

@@ -1,4 +1,5 @@
-"""Snakemake job: segment a batch of subjects with one model, loaded once, in the inputs' geometry."""
+"""Snakemake job: segment a batch of subjects with one model (or its folds and their ensemble),
+loaded once, in the inputs' geometry."""
 import time
 
 started = time.time()  # the job's start-up, imports included, is measured from here
@@ -15,9 +16,11 @@ with job_log(snakemake.log[0]) as log:
 
     limit_threads(snakemake.threads)  # the job's share of the CPUs, not the machine's
     record = predict_batch(
-        snakemake.input.model,
+        dict(zip(snakemake.params.members, snakemake.input.models, strict=True)),
+        snakemake.params.plan,
         snakemake.input.cases,
         snakemake.output.batch,
+        ensemble=snakemake.params.ensemble,
         patch_size=snakemake.params.patch_size,
         label_convention=snakemake.params.label_convention,
         backend_reason=backend.reason,

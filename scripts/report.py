@@ -12,6 +12,8 @@ with job_log(snakemake.log[0]) as log:
         per_case=inputs.per_case, benchmark=inputs.benchmark, comparison=inputs.comparison,
         qc=inputs.qc, histories=inputs.histories, summaries=inputs.summaries,
         lesions=inputs.lesions,
+        cross_validation={name: inputs[name] for name in ("cross_validation", "cv_comparison",
+                                                          "gain", "calibration", "coverage")},
         subjects=params.subjects, flair=inputs.flair, labels=inputs.labels,
         predictions=inputs.predictions, config=params.config, repo_dir=Path(params.repo_dir),
         figures_dir=Path(snakemake.output.figures), label_convention=params.label_convention,

@@ -10,7 +10,7 @@ with job_log(snakemake.log[0]) as log:
     p = snakemake.params
     split = make_split(
         labelled, seed=p.seed, test_fraction=p.test_fraction,
-        validation_fraction=p.validation_fraction, n_folds=p.n_folds, fold=p.fold,
+        validation_fraction=p.validation_fraction, n_folds=p.n_folds,
         unlabelled=unlabelled,
     )
     write_json(split, snakemake.output[0])

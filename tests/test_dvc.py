@@ -137,7 +137,7 @@ def test_clone_with_pulled_weights_predicts_without_training(round_trip):
     origin, clone, jobs = round_trip["origin"], round_trip["clone"], round_trip["clone_jobs"]
     split = json.loads((clone / "results/split.json").read_text())
     assert "train" not in jobs
-    assert jobs["predict"] == len(split["test"]) and jobs["evaluate"] == 1
+    assert jobs["predict"] == len(split["test"] + split["validation"]) and jobs["evaluate"] == 1
     assert jobs["predict_batch"] == 1  # one job for all test subjects, loading the model once
     assert jobs["report"] == 1
     assert not (clone / "results/models").exists() and not (clone / "logs/train").exists()

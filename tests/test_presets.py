@@ -14,8 +14,8 @@ PRESETS = sorted((REPO / "config/presets").glob("*.yaml"))
 BASE = yaml.safe_load((REPO / "config/config.yaml").read_text())
 
 
-def test_there_are_full_and_short_gpu_presets_and_a_cpu_one():
-    assert [p.stem for p in PRESETS] == ["cpu", "gpu-full", "gpu-short"]
+def test_there_are_full_and_short_gpu_presets_a_cpu_one_and_kfold():
+    assert [p.stem for p in PRESETS] == ["cpu", "gpu-full", "gpu-short", "kfold"]
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)

@@ -103,14 +103,15 @@ def test_synthetic_default_runs_end_to_end(finished_study: Path):
         assert summary["cpu_threads"] == 2
         assert (study / f"results/models/{model}.history.csv").exists()
     timings = sorted((study / "results/predictions").glob("*/*.json"))
-    assert len(timings) == len(MODELS) * len(split["test"])
-    for model in MODELS:  # one prediction job per model: every test subject, the model once
+    predicted = sorted(split["test"] + split["validation"])  # validation: to calibrate volumes
+    assert len(timings) == len(MODELS) * len(predicted)
+    for model in MODELS:  # one prediction job per model: every predicted subject, the model once
         (batch,) = (study / "results/prediction_batches" / model).iterdir()
         record = json.loads((batch / "job.json").read_text())
-        assert batch.name == "part-001" and record["subjects"] == split["test"]
+        assert batch.name == "part-001" and record["subjects"] == predicted
         assert record["failed"] == [] and 0 < record["startup_seconds"] < record["job_seconds"]
-        for subject in split["test"]:  # the subject's own files are the batch's, linked
-            assert (batch / f"{subject}.nii.gz").samefile(
+        for subject in predicted:  # the subject's own files are the batch's, linked
+            assert (batch / f"{subject}.{model}.nii.gz").samefile(
                 study / f"results/predictions/{model}/{subject}.nii.gz")
     for timing in timings:
         recorded = json.loads(timing.read_text())
@@ -168,7 +169,8 @@ def test_finished_run_has_nothing_to_do_and_one_model_change_reruns_only_it(fini
     changed["models"]["unet3d"]["batch_size"] = 1
     dry = snakemake(finished_study, "-n", config=changed)
     assert job_counts(dry.stdout + dry.stderr) == {
-        "train": 1, "predict_batch": 1, "predict": len(split["test"]), "evaluate": 1,
+        "train": 1, "predict_batch": 1, "predict": len(split["test"] + split["validation"]),
+        "evaluate": 1,
         "tables": 1, "report": 1, "all": 1}
     assert "results/models/unet3d.keras" in dry.stdout + dry.stderr
 

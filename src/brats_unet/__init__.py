@@ -23,10 +23,13 @@ and from the shared modules (``tests/test_layout.py`` holds this):
   official BraTS evaluations' constants), ``lesionwise`` (2023-2024), ``instances`` (panoptica,
   2025+), ``surfaces`` and ``surfels`` (DeepMind's surfel HD95), ``dialect_scores`` (the
   dialects' columns and lesion rows), ``comparison`` (paired tests and the verdicts drawn from
-  them), ``scoring`` (per-case scores and the benchmark tables); no Keras.
+  them), ``intervals`` (split-conformal volume intervals), ``cross_validation`` (the
+  predictors' tables: folds, fold ensemble, out of fold), ``scoring`` (per-case scores and the
+  benchmark tables); no Keras.
 - ``reporting``: ``figures``, ``overlays`` (three-plane example cases), ``discussion`` (the
   prose, phrasing ``comparison``'s verdicts), ``provenance``, ``page`` (HTML), ``dialect_section``
-  (the dialects side by side, lesion detection), ``report`` (the page's sections); no Keras.
+  (the dialects side by side, lesion detection), ``cv_section`` (cross-validation and volume
+  intervals), ``report`` (the page's sections); no Keras.
 
 Shared modules: ``io`` (NIfTI and atomic files), ``labels`` (label conventions, regions),
 ``runtime`` (back end, threads, GPUs, precision, XLA, determinism), ``logs`` (job logs),

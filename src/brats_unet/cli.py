@@ -74,14 +74,25 @@ def _segment(args: argparse.Namespace) -> int:
     try:
         result = segment_new_patient(
             args.model, images, args.out, patch_size=args.patch,
-            label_convention=args.dataset, overlap=args.overlap, mirror=args.mirror,
-            threshold=args.threshold, min_et_voxels=args.min_et_voxels)
+            label_convention=args.dataset, calibration=args.calibration, overlap=args.overlap,
+            mirror=args.mirror, threshold=args.threshold, min_et_voxels=args.min_et_voxels)
     except InvalidSubject as err:
         print(f"brats-unet segment: {err.problem.file}: {err.problem.problem}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({result['seconds']:.1f} s)")
+    except ValueError as err:
+        print(f"brats-unet segment: {err}", file=sys.stderr)
+        return 2
+    kind = f"ensemble of {len(args.model)} models" if len(args.model) > 1 else "one model"
+    print(f"wrote {args.out} ({kind}, {result['seconds']:.1f} s)")
+    intervals = result["intervals_ml"]
     for region, ml in result["volumes_ml"].items():
-        print(f"{region}\t{ml:.2f} ml")
+        if intervals and region in intervals:
+            low, high, coverage = intervals[region]
+            print(f"{region}\t{ml:.2f} ml\t{coverage:.0%} interval {low:.2f} - {high:.2f} ml")
+        else:
+            print(f"{region}\t{ml:.2f} ml")
+    if intervals is None:
+        print("no --calibration given: volumes without intervals")
     return 0
 
 
@@ -154,7 +165,11 @@ def _add_qc(sub) -> None:
 def _add_segment(sub) -> None:
     seg = sub.add_parser("segment", help="segment one new patient with a trained model and "
                          "print each region's volume in ml")
-    seg.add_argument("--model", type=Path, required=True, help="a trained .keras model")
+    seg.add_argument("--model", type=Path, required=True, action="append",
+                     help="a trained .keras model; repeat it for an ensemble (a model's folds: "
+                          "the mean of their probabilities)")
+    seg.add_argument("--calibration", type=Path,
+                     help="a run's results/volume_calibration.csv: print each volume's interval")
     for contrast in ("flair", "t1", "t1ce", "t2"):
         seg.add_argument(f"--{contrast}", type=Path, required=True, help=f"the {contrast} NIfTI")
     seg.add_argument("--out", type=Path, required=True, help="segmentation to write (.nii.gz)")

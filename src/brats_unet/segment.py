@@ -6,6 +6,7 @@ cases, times the prediction and writes NIfTI files in the input's geometry.
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from collections.abc import Sequence
@@ -13,16 +14,24 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
+import pandas as pd
 
 import brats_unet.models.unets  # noqa: F401
 import brats_unet.training.losses  # noqa: F401  (registers the custom objects for loading)
 from brats_unet.data.subjects import CONTRASTS, SubjectFiles
 from brats_unet.data.validation import load_subject
+from brats_unet.evaluation.intervals import rule_of
 from brats_unet.evaluation.volumetry import region_volumes_ml
-from brats_unet.inference.batches import BATCH_RECORD, ERROR_SUFFIX
-from brats_unet.inference.predict import segment_case, write_segmentation
+from brats_unet.inference.batches import BATCH_RECORD, ERROR_SUFFIX, PROBABILITIES_SUFFIX
+from brats_unet.inference.predict import (
+    labels_in_input_space,
+    write_probabilities,
+    write_segmentation,
+)
 from brats_unet.io import write_json
 from brats_unet.labels import REGIONS, region_masks
+from brats_unet.models.windows import predict_case
 from brats_unet.preprocessing.cases import open_case, preprocess_subject
 from brats_unet.preprocessing.properties import CaseProperties
 from brats_unet.runtime import cpu_description, cpu_threads
@@ -38,84 +47,110 @@ def spatial_dims_of_model(model: keras.Model) -> int:
     return len(model.inputs[0].shape) - 2
 
 
-def _segment(model: keras.Model, image, properties: CaseProperties, *, patch_size,
-             overlap: float = 0.5, windows_per_batch: int = 2, slices_per_batch: int = 32,
-             mirror: bool = False, threshold: float = 0.5, min_et_voxels: int = 0):
+def _probabilities(model: keras.Model, image, *, patch_size, overlap: float = 0.5,
+                   windows_per_batch: int = 2, slices_per_batch: int = 32, mirror: bool = False,
+                   **_thresholds) -> np.ndarray:
     dims = spatial_dims_of_model(model)
-    start = time.perf_counter()
-    labels, _ = segment_case(
-        model, image, properties, spatial_dims=dims,
-        patch_size=tuple(patch_size) if dims == 3 else None, overlap=overlap,
-        batch_size=windows_per_batch if dims == 3 else slices_per_batch, mirror=mirror,
-        threshold=threshold, min_et_voxels=min_et_voxels,
-    )
-    return labels, time.perf_counter() - start
+    return predict_case(model, image, spatial_dims=dims,
+                        patch_size=tuple(patch_size) if dims == 3 else None, overlap=overlap,
+                        batch_size=windows_per_batch if dims == 3 else slices_per_batch,
+                        mirror=mirror)
 
 
-def _timing(model: keras.Model, properties: CaseProperties, seconds: float,
+def _labels(probabilities, image, properties: CaseProperties, *, threshold: float = 0.5,
+            min_et_voxels: int = 0, **_windows) -> np.ndarray:
+    return labels_in_input_space(probabilities, image, properties, threshold=threshold,
+                                 min_et_voxels=min_et_voxels)
+
+
+def _timing(predictor: str, properties: CaseProperties, seconds: float,
             backend_reason: str | None) -> dict[str, Any]:
-    return {"subject": properties.subject, "model": model.name,
+    return {"subject": properties.subject, "model": predictor,
             "predict_seconds": seconds, "backend": keras.backend.backend(),
             "backend_reason": backend_reason,
             "cpu_threads": cpu_threads(keras.backend.backend()), "cpu": cpu_description(),
             "input_shape": list(properties.geometry.shape)}
 
 
-def predict_to_file(model: keras.Model, case_dir: str | os.PathLike,
-                    segmentation_path: str | os.PathLike, timing_path: str | os.PathLike, *,
-                    patch_size, label_convention: str = "brats2020",
-                    backend_reason: str | None = None, **inference) -> dict[str, Any]:
-    """Segment a preprocessed case; write the labels in its input geometry and a timing JSON.
+def predict_to_files(models: dict[str, keras.Model], case_dir: str | os.PathLike,
+                     out_dir: str | os.PathLike, *, members: Sequence[str],
+                     ensemble: str | None = None, patch_size,
+                     label_convention: str = "brats2020", backend_reason: str | None = None,
+                     keep_probabilities: bool = False, **inference) -> dict[str, float]:
+    """Segment a preprocessed case with each of ``members`` (names in ``models``) and, given an
+    ``ensemble`` name and several members, with the mean of their region probabilities (then
+    the same thresholds); write each predictor's labels in the input geometry.
 
-    ``predict_seconds`` counts the forward passes, thresholding and the way
-    back into the input's grid, not loading the model or the arrays.
-    ``backend_reason``: why the job runs on its back end, recorded with the machine's CPU.
+    ``out_dir`` gets ``<subject>.<predictor>.nii.gz`` and a timing ``<subject>.<predictor>.json``
+    per predictor; with ``keep_probabilities`` also ``<subject>.<predictor>.probabilities.nii.gz``
+    (WT, TC, ET, float32, compressed, in the input's geometry). ``predict_seconds`` counts the
+    forward passes, thresholding and the way back into the input's grid (an ensemble's: its
+    members' passes and its own averaging), not loading the model or the arrays.
     ``inference``: ``overlap``, ``windows_per_batch``, ``slices_per_batch``, ``mirror``,
     ``threshold``, ``min_et_voxels`` (the config's ``inference`` block).
+    Returns each predictor's seconds.
     """
     image, _, properties = open_case(case_dir)
-    labels, seconds = _segment(model, image, properties, patch_size=patch_size,
-                               **inference)
-    write_segmentation(labels, properties, segmentation_path, label_convention=label_convention)
-    timing = _timing(model, properties, seconds, backend_reason)
-    write_json(timing, timing_path)
-    return timing
+    out_dir, subject = Path(out_dir), properties.subject
+    seconds, outputs = {}, {}
+    for member in members:
+        start = time.perf_counter()
+        probabilities = _probabilities(models[member], image, patch_size=patch_size, **inference)
+        outputs[member] = (probabilities, _labels(probabilities, image, properties, **inference))
+        seconds[member] = time.perf_counter() - start
+    if ensemble is not None and len(members) > 1:
+        start = time.perf_counter()
+        mean = np.mean([outputs[m][0] for m in members], axis=0, dtype=np.float32)
+        outputs[ensemble] = (mean, _labels(mean, image, properties, **inference))
+        seconds[ensemble] = sum(seconds.values()) + time.perf_counter() - start
+    for predictor, (probabilities, labels) in outputs.items():
+        stem = out_dir / f"{subject}.{predictor}"
+        write_segmentation(labels, properties, f"{stem}.nii.gz", label_convention=label_convention)
+        if keep_probabilities:
+            write_probabilities(probabilities, properties, f"{stem}{PROBABILITIES_SUFFIX}")
+        write_json(_timing(predictor, properties, seconds[predictor], backend_reason),
+                   f"{stem}.json")
+    return seconds
 
 
-def predict_batch(model_path: str | os.PathLike, case_dirs: Sequence[str | os.PathLike],
-                  out_dir: str | os.PathLike, *, patch_size, label_convention: str = "brats2020",
+def predict_batch(model_paths: dict[str, str | os.PathLike], plan: dict[str, Sequence[str]],
+                  case_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                  ensemble: str | None = None, patch_size, label_convention: str = "brats2020",
                   backend_reason: str | None = None, started: float | None = None,
-                  **inference) -> dict[str, Any]:
-    """Segment several preprocessed cases with one model, loaded once: one job's work.
+                  keep_probabilities: bool = False, **inference) -> dict[str, Any]:
+    """Segment several preprocessed cases with one architecture's models, each loaded once: one
+    job's work.
 
-    For each case (its folder's name is the subject) ``out_dir`` gets ``<subject>.nii.gz``
-    and ``<subject>.json``, as :func:`predict_to_file` writes them. A case that fails gets
+    ``model_paths``: member name (``unet3d``, or a fold's ``unet3d.fold0``) -> ``.keras`` file.
+    ``plan``: subject -> the members that predict it (a test subject: every fold, whose
+    ``ensemble`` is then written too; a validation subject: the fold that never trained on
+    it). Each case's files are written by :func:`predict_to_files`. A case that fails gets
     ``<subject>.error.txt`` instead, saying why, and the others go on: a bad case costs no
     other its prediction. ``job.json`` records the subjects, the job's start-up (from
-    ``started``, a ``time.time()`` taken when the job began, to the model loaded; imports
+    ``started``, a ``time.time()`` taken when the job began, to the models loaded; imports
     included) and every case's seconds.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time() if started is None else started
-    model = load_trained_model(model_path)
+    models = {member: load_trained_model(path) for member, path in model_paths.items()}
     startup = time.time() - started
     seconds, failed = {}, []
     for case_dir in map(Path, case_dirs):
         subject, begin = case_dir.name, time.time()
         try:
-            predict_to_file(model, case_dir, out_dir / f"{subject}.nii.gz",
-                            out_dir / f"{subject}.json", patch_size=patch_size,
-                            label_convention=label_convention, backend_reason=backend_reason,
-                            **inference)
+            predict_to_files(models, case_dir, out_dir, members=plan[subject], ensemble=ensemble,
+                             patch_size=patch_size, label_convention=label_convention,
+                             backend_reason=backend_reason,
+                             keep_probabilities=keep_probabilities, **inference)
         except Exception as err:  # one case's failure is recorded for its own job to report
-            for partial in (out_dir / f"{subject}.nii.gz", out_dir / f"{subject}.json"):
+            for partial in out_dir.glob(f"{glob.escape(subject)}.*"):
                 partial.unlink(missing_ok=True)
             (out_dir / f"{subject}{ERROR_SUFFIX}").write_text(
                 f"{type(err).__name__}: {err}\n")
             failed.append(subject)
         seconds[subject] = time.time() - begin
-    record = {"model": model.name, "subjects": list(seconds), "failed": failed,
+    record = {"models": sorted(model_paths), "subjects": list(seconds), "failed": failed,
               "startup_seconds": startup, "case_seconds": seconds,
               "job_seconds": time.time() - started}
     write_json(record, out_dir / BATCH_RECORD)
@@ -130,27 +165,66 @@ def model_patch_size(model_path: str | os.PathLike) -> list[int] | None:
     return None
 
 
-def segment_new_patient(model_path: str | os.PathLike, images: dict[str, str | os.PathLike],
-                        out_path: str | os.PathLike, *, patch_size=None,
-                        label_convention: str = "brats2020", **inference) -> dict[str, Any]:
+def segment_new_patient(model_paths: Sequence[str | os.PathLike],
+                        images: dict[str, str | os.PathLike], out_path: str | os.PathLike, *,
+                        patch_size=None, label_convention: str = "brats2020",
+                        calibration: str | os.PathLike | None = None,
+                        **inference) -> dict[str, Any]:
     """Preprocess one patient's four contrasts exactly as in training, segment, write, measure.
 
-    Returns the region volumes in ml (from the input's pixdim) and the seconds taken.
+    Several models (a model's folds) segment as their ensemble: the mean of their region
+    probabilities, then the thresholds, as the pipeline's fold ensemble. With
+    ``calibration`` (a run's ``results/volume_calibration.csv``) each volume gets its
+    interval, from the rule of the models' architecture (all models must share it).
+
+    Returns the region volumes in ml (from the input's pixdim), their intervals (``None``
+    without calibration), the architecture and the seconds taken.
     """
+    if not model_paths:
+        raise ValueError("no model given")
     files = SubjectFiles(subject=Path(out_path).name.split(".")[0] or "patient",
                          images={c: Path(images[c]) for c in CONTRASTS})
     loaded = load_subject(files, label_convention=label_convention)
     case = preprocess_subject(loaded)
-    model = load_trained_model(model_path)
-    if spatial_dims_of_model(model) == 3 and patch_size is None:
-        patch_size = model_patch_size(model_path)
-        if patch_size is None:
-            raise ValueError(f"no patch size given and no {Path(model_path).with_suffix('.json')} "
-                             "beside the model to read it from")
-    labels, seconds = _segment(model, case.image, case.properties, patch_size=patch_size,
-                               **inference)
+    models = [load_trained_model(path) for path in model_paths]
+    architectures = sorted({model.name for model in models})
+    start, outputs = time.perf_counter(), []
+    for model, path in zip(models, model_paths):
+        window = patch_size
+        if spatial_dims_of_model(model) == 3 and window is None:
+            window = model_patch_size(path)
+            if window is None:
+                raise ValueError(f"no patch size given and no {Path(path).with_suffix('.json')} "
+                                 "beside the model to read it from")
+        outputs.append(_probabilities(model, case.image, patch_size=window, **inference))
+    mean = np.mean(outputs, axis=0, dtype=np.float32) if len(outputs) > 1 else outputs[0]
+    labels = _labels(mean, case.image, case.properties, **inference)
+    seconds = time.perf_counter() - start
     write_segmentation(labels, case.properties, out_path, label_convention=label_convention)
     volumes = region_volumes_ml(labels, loaded.geometry.pixdim)
     present = region_masks(labels).any(axis=(0, 1, 2))
-    return {"volumes_ml": volumes, "regions_present": dict(zip(REGIONS, map(bool, present))),
-            "seconds": seconds}
+    intervals = None
+    if calibration is not None:
+        intervals = volume_intervals(volumes, calibration, architectures)
+    return {"volumes_ml": volumes, "intervals_ml": intervals, "architecture": architectures,
+            "regions_present": dict(zip(REGIONS, map(bool, present))), "seconds": seconds}
+
+
+def volume_intervals(volumes_ml: dict[str, float], calibration: str | os.PathLike,
+                     architectures: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """Region -> ``(low, high, coverage)`` from the calibration table's rules of the one
+    architecture in ``architectures``."""
+    if len(architectures) != 1:
+        raise ValueError(f"the models are of several architectures ({', '.join(architectures)}): "
+                         "no calibrated volume interval covers an ensemble across models")
+    table = pd.read_csv(calibration)
+    rows = table[table["model"] == architectures[0]]
+    if rows.empty:
+        raise ValueError(f"{calibration}: no volume calibration of {architectures[0]} "
+                         f"(it has {', '.join(sorted(table['model'].unique()))})")
+    out = {}
+    for _, row in rows.iterrows():
+        if row["region"] in volumes_ml:
+            low, high = rule_of(row).interval([volumes_ml[row["region"]]])
+            out[row["region"]] = (float(low[0]), float(high[0]), float(row["coverage"]))
+    return out

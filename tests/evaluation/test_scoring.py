@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from brats_unet.evaluation.dialect_scores import LESION_COLUMNS, EvaluationSettings
+from brats_unet.evaluation.intervals import calibrate
 from brats_unet.evaluation.scoring import (
     PER_CASE_COLUMNS,
     benchmark_table,
@@ -101,10 +102,13 @@ def test_benchmark_and_comparison_tables():
                              "volume_abs_error_ml": 1.0, "predict_seconds": 3.0})
     summaries = {m: training_summary(m, trainable_parameters=10, training_seconds_total=60.0,
                                      best_epoch=3) for m in ("a", "b")}
-    per_case, bench, comparison, metrics = build_tables(
+    tables = build_tables(
         [pd.DataFrame([r for r in rows if r["model"] == m]) for m in ("a", "b")], summaries,
         bootstrap_samples=200)
-    assert len(per_case) == 24
+    per_case, bench, comparison, metrics = (tables[k] for k in ("per_case", "benchmark",
+                                                                 "comparison", "metrics"))
+    assert len(per_case) == 24 and tables["fold_test"].empty and tables["ensemble_gain"].empty
+    assert per_case["volume_pred_low_ml"].isna().all()  # no calibration cases: no interval
     a_wt = bench[(bench["model"] == "a") & (bench["region"] == "WT")].iloc[0]
     assert a_wt["dice_mean"] == pytest.approx(0.915) and a_wt["dice_median"] == pytest.approx(0.915)
     assert a_wt["hd95_mm_mean"] == pytest.approx(3.0) and a_wt["n_subjects"] == 4
@@ -114,6 +118,49 @@ def test_benchmark_and_comparison_tables():
     assert comparison["mean_difference"].tolist() == pytest.approx([0.2] * 3)
     assert metrics["b"]["ET"]["dice_mean"] == pytest.approx(0.715)
     assert benchmark_table(per_case, summaries).equals(bench)
+
+
+def test_k_fold_tables_head_with_the_ensemble_and_calibrate_on_the_out_of_fold_cases():
+    def row(predictor, subject, region, dice, true, pred, **extra):
+        return {"model": predictor, "subject": subject, "region": region, "dice": dice,
+                "dice_slicewise": dice, "hd95_mm": 1.0, "volume_true_ml": true,
+                "volume_pred_ml": pred, "volume_abs_error_ml": abs(true - pred),
+                "predict_seconds": 1.0, **extra}
+
+    test = [row(p, f"t{i}", "WT", dice, 20.0, 20.0 + i)
+            for p, dice in (("a.fold0", 0.6), ("a.fold1", 0.8), ("a.ensemble", 0.75))
+            for i in range(3)]
+    oof = [row("a", f"v{i}", "WT", 0.5 + 0.01 * i, 10.0, 10.0 + i, fold=i % 2,
+               cases="out-of-fold") for i in range(9)]  # errors 0..8 ml
+    summaries = {f"a.fold{f}": training_summary("a", trainable_parameters=10,
+                                                training_seconds_total=60.0) for f in (0, 1)}
+    tables = build_tables([pd.DataFrame(test)], summaries, [pd.DataFrame(oof)],
+                          bootstrap_samples=200)
+    per_case = tables["per_case"]
+    assert set(per_case["model"]) == {"a"} and set(per_case["predictor"]) == {"a.ensemble"}
+    assert sorted(tables["fold_test"]["fold"].unique()) == [0, 1]
+    bench = tables["benchmark"]
+    assert list(bench["predictor"]) == ["a.ensemble", "a.fold0", "a.fold1"]
+    ensemble = bench.iloc[0]
+    assert ensemble["trainable_parameters"] == 20 and ensemble["training_seconds"] == 120.0
+    gain = tables["ensemble_gain"].iloc[0]
+    assert gain["dice_gain"] == pytest.approx(0.75 - 0.7) and gain["n_folds"] == 2
+    rule = tables["volume_calibration"].iloc[0]
+    expected = calibrate([r["volume_pred_ml"] for r in oof], [r["volume_true_ml"] for r in oof])
+    assert (rule["nonconformity"], rule["quantile"], rule["n_cases"]) == (
+        expected.kind, expected.quantile, 9)
+    low, high = expected.interval([20.0, 21.0, 22.0])
+    np.testing.assert_allclose(per_case["volume_pred_low_ml"], low)
+    np.testing.assert_allclose(per_case["volume_pred_high_ml"], high)
+    coverage = tables["volume_coverage"].set_index("predictor")
+    assert coverage.loc["a.ensemble", "coverage_empirical"] == 1.0
+    cv = tables["cross_validation"]
+    assert list(cv["fold"]) == ["all", "0", "1"] and list(cv["n_cases"]) == [9, 5, 4]
+    assert metrics_of(tables) == {"a"}
+
+
+def metrics_of(tables):
+    return set(tables["metrics"])
 
 
 def test_a_case_whose_affine_names_no_axial_axis_is_refused_by_name():

@@ -38,8 +38,9 @@ def setup(tmp_path_factory):
 
 def test_a_batch_predicts_every_case_and_records_the_job(setup, tmp_path):
     root, model_path, cases = setup
-    record = predict_batch(model_path, cases, tmp_path / "part-001", patch_size=(16, 16, 16),
-                           **INFERENCE)
+    plan = {c.name: ["unet3d"] for c in cases}
+    record = predict_batch({"unet3d": model_path}, plan, cases, tmp_path / "part-001",
+                           patch_size=(16, 16, 16), **INFERENCE)
     subjects = [c.name for c in cases]
     assert record["subjects"] == subjects and record["failed"] == []
     assert json.loads((tmp_path / "part-001/job.json").read_text()) == record
@@ -61,10 +62,11 @@ def test_a_bad_case_is_reported_by_its_own_subject_and_spares_the_others(setup, 
     shutil.copytree(cases[0], broken)
     (broken / "properties.json").write_text('{"subject": "BraTS20_Training_099"}')
     batch = tmp_path / "part-001"
-    record = predict_batch(model_path, [broken, cases[1]], batch, patch_size=(16, 16, 16),
-                           **INFERENCE)
+    plan = {broken.name: ["unet3d"], cases[1].name: ["unet3d"]}
+    record = predict_batch({"unet3d": model_path}, plan, [broken, cases[1]], batch,
+                           patch_size=(16, 16, 16), **INFERENCE)
     assert record["failed"] == [broken.name]
-    assert not (batch / f"{broken.name}.nii.gz").exists()
+    assert not list(batch.glob(f"{broken.name}.unet3d*"))
     take_from_batch(batch, cases[1].name, "unet3d", tmp_path / "ok.nii.gz", tmp_path / "ok.json")
     assert (tmp_path / "ok.nii.gz").exists()
     with pytest.raises(ValueError, match=r"subject BraTS20_Training_099: prediction with "
@@ -74,3 +76,51 @@ def test_a_bad_case_is_reported_by_its_own_subject_and_spares_the_others(setup, 
     with pytest.raises(FileNotFoundError, match="BraTS20_Training_050.*did not predict it"):
         take_from_batch(batch, "BraTS20_Training_050", "unet3d", tmp_path / "y.nii.gz",
                         tmp_path / "y.json")
+
+
+def test_an_ensemble_of_two_identical_models_equals_the_model(setup, tmp_path):
+    root, model_path, cases = setup
+    plan = {cases[0].name: ["unet3d.fold0", "unet3d.fold1"], cases[1].name: ["unet3d.fold1"]}
+    record = predict_batch({"unet3d.fold0": model_path, "unet3d.fold1": model_path}, plan, cases,
+                           tmp_path, ensemble="unet3d.ensemble", patch_size=(16, 16, 16),
+                           keep_probabilities=True, **INFERENCE)
+    assert record["failed"] == [] and record["models"] == ["unet3d.fold0", "unet3d.fold1"]
+    test, validation = cases[0].name, cases[1].name
+    stems = {p.name.split(".", 1)[1] for p in tmp_path.glob(f"{test}.*.nii.gz")}
+    assert stems == {f"{m}.{kind}" for m in ("unet3d.fold0", "unet3d.fold1", "unet3d.ensemble")
+                     for kind in ("nii.gz", "probabilities.nii.gz")}
+    # a validation subject is predicted by its own fold only: no ensemble of one
+    assert sorted(p.name for p in tmp_path.glob(f"{validation}.*.nii.gz")) == [
+        f"{validation}.unet3d.fold1.nii.gz", f"{validation}.unet3d.fold1.probabilities.nii.gz"]
+
+    def voxels(name):
+        return np.asarray(nib.load(tmp_path / f"{test}.{name}").dataobj)
+
+    np.testing.assert_array_equal(voxels("unet3d.ensemble.nii.gz"), voxels("unet3d.fold0.nii.gz"))
+    probabilities = voxels("unet3d.ensemble.probabilities.nii.gz")
+    np.testing.assert_array_equal(probabilities, voxels("unet3d.fold0.probabilities.nii.gz"))
+    assert probabilities.shape[-1] == 3 and probabilities.max() > 0
+    timing = json.loads((tmp_path / f"{test}.unet3d.ensemble.json").read_text())
+    members = [json.loads((tmp_path / f"{test}.unet3d.fold{f}.json").read_text())
+               for f in (0, 1)]
+    assert timing["model"] == "unet3d.ensemble"
+    assert timing["predict_seconds"] >= sum(m["predict_seconds"] for m in members)
+
+
+def test_the_ensemble_averages_probabilities_before_the_thresholds(setup, tmp_path):
+    """Two different models: the ensemble's labels are the thresholded mean of theirs."""
+    root, model_path, cases = setup
+    keras.utils.set_random_seed(7)
+    other = tmp_path / "other.keras"
+    build_model("unet3d", base_filters=4, depth=3).save(other)
+    plan = {cases[0].name: ["a", "b"]}
+    predict_batch({"a": model_path, "b": other}, plan, cases[:1], tmp_path / "out",
+                  ensemble="e", patch_size=(16, 16, 16), keep_probabilities=True, **INFERENCE)
+    out = tmp_path / "out"
+
+    def voxels(name):
+        return np.asarray(nib.load(out / f"{cases[0].name}.{name}").dataobj)
+
+    mean = (voxels("a.probabilities.nii.gz") + voxels("b.probabilities.nii.gz")) / 2
+    np.testing.assert_allclose(voxels("e.probabilities.nii.gz"), mean, atol=1e-6)
+    assert not np.array_equal(voxels("a.probabilities.nii.gz"), voxels("b.probabilities.nii.gz"))

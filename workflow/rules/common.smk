@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 from brats_unet.data.datasets import resolve_dataset
+from brats_unet.data.split import ENSEMBLE, architecture_of, out_of_fold, prediction_plan
 from brats_unet.data.subjects import (
     SUBJECT_PATTERN,
     discover_subjects,
@@ -77,8 +78,32 @@ def discovery_exclusions():
     ]
 
 
+N_FOLDS = config["split"]["n_folds"] if config["split"]["n_folds"] >= 2 else 1
+ARCHITECTURES = "|".join(config["model_names"])
+
+
 wildcard_constraints:
-    model="|".join(config["model_names"]),
+    model=ARCHITECTURES,
+    # a trained model: the architecture itself, or one of its folds (k-fold)
+    member=f"(?:{ARCHITECTURES})" + (r"\.fold[0-9]+" if N_FOLDS > 1 else ""),
+    # whatever predicts: a member, or (k-fold) the fold ensemble
+    predictor=f"(?:{ARCHITECTURES})" + (rf"(?:\.fold[0-9]+|\.{ENSEMBLE})" if N_FOLDS > 1 else ""),
+
+
+def members(model):
+    """The trained models of an architecture: itself, or one per fold (known from the config,
+    before the split has run)."""
+    if N_FOLDS == 1:
+        return [model]
+    return [f"{model}.fold{fold}" for fold in range(N_FOLDS)]
+
+
+def model_predictors(model):
+    return members(model) + ([f"{model}.{ENSEMBLE}"] if N_FOLDS > 1 else [])
+
+
+def fold_of(member):
+    return int(member.rsplit(".fold", 1)[1]) if N_FOLDS > 1 else 0
 
 
 _SPLITS = {}  # results/split.json parsed, by (path, modification time): input functions ask often
@@ -90,8 +115,9 @@ def _split():
     if key not in _SPLITS:
         with open(path) as handle:
             split = json.load(handle)
-        predicted = sorted(split["test"] + split["unlabelled"])
-        _SPLITS[key] = split, predicted, {s: i for i, s in enumerate(predicted)}
+        plan = {model: prediction_plan(model, split) for model in config["model_names"]}
+        predicted = sorted(next(iter(plan.values())))
+        _SPLITS[key] = split, predicted, {s: i for i, s in enumerate(predicted)}, plan
     return _SPLITS[key]
 
 
@@ -101,8 +127,22 @@ def split_subjects(*groups):
     return sorted(s for group in groups for s in split[group])
 
 
-# Prediction jobs: inference.subjects_per_job subjects of one model each, loading it once.
-# Batch "part-<n>" is the n-th run of the predicted subjects (test and unlabelled, sorted); a
+def calibration_subjects():
+    """The validation subjects, each with the member that predicts it: out of fold (k-fold),
+    or the single split's validation subjects."""
+    split = _split()[0]
+    return out_of_fold(split)
+
+
+def batch_plan(model, batch):
+    """Subject -> the members of ``model`` predicting it, for the subjects of ``batch``."""
+    plan = _split()[3][model]
+    return {subject: plan.get(subject, members(model)) for subject in batch_subjects(batch)}
+
+
+# Prediction jobs: inference.subjects_per_job subjects of one architecture each, loading its
+# models (its folds) once. Batch "part-<n>" is the n-th run of the predicted subjects (test,
+# unlabelled and validation, sorted); a
 # subject outside them (asked for by its file) gets a batch of its own, "subject-<name>".
 INFERENCE = {k: v for k, v in config["inference"].items() if k != "subjects_per_job"}
 SUBJECTS_PER_JOB = config["inference"]["subjects_per_job"]
@@ -134,7 +174,7 @@ def model_patch(model):
     """The window of 3D inference: the patch the model was trained on (a pulled model's own,
     from its summary, whatever this config says)."""
     if PRETRAINED:
-        return read_training_summary(model_file(model, ".json")).patch_size
+        return read_training_summary(model_file(members(model)[0], ".json")).patch_size
     return config["models"][model]["patch_size"]
 
 
@@ -142,25 +182,32 @@ def model_patch(model):
 # no rule: pulled files' new modification times then never trigger retraining).
 PRETRAINED = config["weights"] == "pretrained"
 TRAINED_DIR = "results/models"
-# The train job's outputs for the {model} wildcard by suffix (weights, history, summary).
-TRAINED_FILES = {suffix: str(path) for suffix, path in model_files(TRAINED_DIR, "{model}").items()}
+# The train job's outputs for the {member} wildcard by suffix (weights, history, summary).
+TRAINED_FILES = {suffix: str(path) for suffix, path in model_files(TRAINED_DIR, "{member}").items()}
 MODELS_DIR = config["pretrained_dir"] if PRETRAINED else TRAINED_DIR
+EVERY_MEMBER = [member for model in config["model_names"] for member in members(model)]
 
-if PRETRAINED and (missing := missing_files(MODELS_DIR, config["model_names"])):
+if PRETRAINED and (missing := missing_files(MODELS_DIR, EVERY_MEMBER)):
     raise WorkflowError(
         "config weights: pretrained, but these files are missing: "
         + ", ".join(missing)
         + f". Pull them (`dvc pull publish_weights`) or set pretrained_dir; {MODELS_DIR}/ must "
         "hold <model>.keras, <model>.json and <model>.history.csv for every model in model_names "
-        "(a relative pretrained_dir is read from the working directory: with --directory, give "
-        "an absolute path)."
+        "(with split.n_folds >= 2, for every fold: <model>.fold<n>.keras, ...; a relative "
+        "pretrained_dir is read from the working directory: with --directory, give an absolute "
+        "path)."
     )
 
 
-def model_file(model, suffix=".keras"):
-    """A model's weights (.keras), training summary (.json) or history (.history.csv)."""
-    return str(model_files(MODELS_DIR, model)[suffix])
+def model_file(member, suffix=".keras"):
+    """A trained model's weights (.keras), training summary (.json) or history (.history.csv)."""
+    return str(model_files(MODELS_DIR, member)[suffix])
 
 
-def every_model_file(suffix):
-    return [model_file(model, suffix) for model in config["model_names"]]
+def every_model_file(suffix, models=None):
+    """The files of every member of ``models`` (default: every model in model_names)."""
+    return [
+        model_file(member, suffix)
+        for model in (models or config["model_names"])
+        for member in members(model)
+    ]

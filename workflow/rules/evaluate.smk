@@ -4,7 +4,7 @@
 
 rule predict_batch:
     input:
-        model=lambda wildcards: model_file(wildcards.model),
+        models=lambda wildcards: every_model_file(".keras", [wildcards.model]),
         cases=lambda wildcards: expand(
             "results/preprocessed/{subject}", subject=batch_subjects(wildcards.batch)
         ),
@@ -26,8 +26,11 @@ rule predict_batch:
         inference=INFERENCE,
         patch_size=lambda wildcards: model_patch(wildcards.model),
         label_convention=DATASET.name,
-        # the batch's members: another split changes them, and Snakemake predicts it again
-        subjects=lambda wildcards: batch_subjects(wildcards.batch),
+        members=lambda wildcards: members(wildcards.model),
+        # the batch's members and which folds predict each: another split changes them, and
+        # Snakemake predicts it again
+        plan=lambda wildcards: batch_plan(wildcards.model, wildcards.batch),
+        ensemble=lambda wildcards: f"{wildcards.model}.{ENSEMBLE}" if N_FOLDS > 1 else None,
     script:
         "../../scripts/predict.py"
 
@@ -36,38 +39,57 @@ rule predict_batch:
 # milliseconds, and fails with the reason where the batch job could not predict this subject.
 rule predict:
     input:
-        batch=lambda wildcards: f"results/prediction_batches/{wildcards.model}/"
-        f"{batch_of(wildcards.subject)}",
+        batch=lambda wildcards: "results/prediction_batches/"
+        f"{architecture_of(wildcards.predictor)}/{batch_of(wildcards.subject)}",
     output:
-        segmentation="results/predictions/{model}/{subject}.nii.gz",
-        timing="results/predictions/{model}/{subject}.json",
+        segmentation="results/predictions/{predictor}/{subject}.nii.gz",
+        timing="results/predictions/{predictor}/{subject}.json",
     log:
-        "logs/predict/{model}/{subject}.log",
+        "logs/predict/{predictor}/{subject}.log",
     localrule: True
     run:
         take_from_batch(
-            input.batch, wildcards.subject, wildcards.model, output.segmentation, output.timing
+            input.batch,
+            wildcards.subject,
+            wildcards.predictor,
+            output.segmentation,
+            output.timing,
         )
         Path(log[0]).write_text(f"{wildcards.subject}: taken from {input.batch}\n")
 
 
+def test_predictions(suffix):
+    """Every test subject's prediction (or timing) by every predictor of the model."""
+    return lambda wildcards: expand(
+        "results/predictions/{predictor}/{subject}" + suffix,
+        predictor=model_predictors(wildcards.model),
+        subject=split_subjects("test"),
+    )
+
+
+def calibration_predictions(suffix):
+    """Every validation subject's prediction by the member that never trained on it."""
+    return lambda wildcards: [
+        f"results/predictions/{members(wildcards.model)[fold]}/{subject}{suffix}"
+        for subject, fold in calibration_subjects().items()
+    ]
+
+
+# Scores per model: the test subjects by each predictor (its folds and their ensemble), and the
+# validation subjects (out of fold with k-fold) that calibrate the volume intervals.
 rule evaluate:
     input:
-        segmentations=lambda wildcards: expand(
-            "results/predictions/{model}/{subject}.nii.gz",
-            model=wildcards.model,
-            subject=split_subjects("test"),
-        ),
-        timings=lambda wildcards: expand(
-            "results/predictions/{model}/{subject}.json",
-            model=wildcards.model,
-            subject=split_subjects("test"),
-        ),
+        segmentations=test_predictions(".nii.gz"),
+        timings=test_predictions(".json"),
         labels=lambda wildcards: [label_file(s) for s in split_subjects("test")],
-        summary=lambda wildcards: model_file(wildcards.model, ".json"),
+        calibration_segmentations=calibration_predictions(".nii.gz"),
+        calibration_timings=calibration_predictions(".json"),
+        calibration_labels=lambda wildcards: [label_file(s) for s in calibration_subjects()],
+        summaries=lambda wildcards: every_model_file(".json", [wildcards.model]),
     output:
         per_case="results/metrics/{model}.csv",
         lesions="results/lesions/{model}.csv",
+        calibration="results/out_of_fold/{model}.csv",
     log:
         "logs/evaluate/{model}.log",
     benchmark:
@@ -76,6 +98,8 @@ rule evaluate:
         ENV
     params:
         subjects=lambda wildcards: split_subjects("test"),
+        calibration_subjects=lambda wildcards: calibration_subjects(),
+        cases="out-of-fold" if N_FOLDS > 1 else "validation",
         label_convention=DATASET.name,
         dialects=config["evaluation"]["dialects"],
         challenge=config["evaluation"]["challenge"],
@@ -87,12 +111,20 @@ rule tables:
     input:
         metrics=expand("results/metrics/{model}.csv", model=config["model_names"]),
         lesions=expand("results/lesions/{model}.csv", model=config["model_names"]),
+        calibration=expand("results/out_of_fold/{model}.csv", model=config["model_names"]),
         summaries=every_model_file(".json"),
     output:
         per_case="results/per_case.csv",
+        fold_test="results/fold_test.csv",
         lesions="results/lesions.csv",
         benchmark="results/benchmark.csv",
         comparison="results/comparison.csv",
+        out_of_fold="results/out_of_fold.csv",
+        cross_validation="results/cross_validation.csv",
+        cross_validation_comparison="results/cross_validation_comparison.csv",
+        ensemble_gain="results/ensemble_gain.csv",
+        volume_calibration="results/volume_calibration.csv",
+        volume_coverage="results/volume_coverage.csv",
         metrics_json="results/metrics.json",
     log:
         "logs/tables.log",
@@ -103,5 +135,6 @@ rule tables:
     params:
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         seed=config["evaluation"]["seed"],
+        volume_intervals=config["evaluation"]["volume_intervals"],
     script:
         "../../scripts/tables.py"

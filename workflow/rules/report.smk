@@ -7,6 +7,11 @@ rule report:
         lesions="results/lesions.csv",
         benchmark="results/benchmark.csv",
         comparison="results/comparison.csv",
+        cross_validation="results/cross_validation.csv",
+        cv_comparison="results/cross_validation_comparison.csv",
+        gain="results/ensemble_gain.csv",
+        calibration="results/volume_calibration.csv",
+        coverage="results/volume_coverage.csv",
         qc="results/qc/subjects.tsv",
         split="results/split.json",
         histories=every_model_file(".history.csv"),
@@ -15,9 +20,10 @@ rule report:
             str(SUBJECT_FILES[s].images["flair"]) for s in split_subjects("test")
         ],
         labels=lambda wildcards: [label_file(s) for s in split_subjects("test")],
+        # each model's headline predictor: the model, or its fold ensemble
         predictions=lambda wildcards: expand(
-            "results/predictions/{model}/{subject}.nii.gz",
-            model=config["model_names"],
+            "results/predictions/{predictor}/{subject}.nii.gz",
+            predictor=[model_predictors(m)[-1] for m in config["model_names"]],
             subject=split_subjects("test"),
         ),
     output:

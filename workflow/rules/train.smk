@@ -1,4 +1,5 @@
-# One training job per model; only the training and validation subjects are read.
+# One training job per model, or per model and fold (k-fold): only that fold's training and
+# validation subjects are read.
 
 
 rule train:
@@ -10,9 +11,9 @@ rule train:
         history=TRAINED_FILES[".history.csv"],
         summary=TRAINED_FILES[".json"],
     log:
-        "logs/train/{model}.log",
+        "logs/train/{member}.log",
     benchmark:
-        "benchmarks/train/{model}.tsv"
+        "benchmarks/train/{member}.tsv"
     conda:
         ENV
     threads: config["train_resources"]["threads"]
@@ -23,8 +24,10 @@ rule train:
     params:
         backend=config["backend"],
         training=config["training"],
-        model=lambda wildcards: config["models"][wildcards.model],
+        architecture=lambda wildcards: architecture_of(wildcards.member),
+        model=lambda wildcards: config["models"][architecture_of(wildcards.member)],
+        fold=lambda wildcards: fold_of(wildcards.member),
         # Outside the declared outputs: Snakemake deletes those when a job fails.
-        state_dir=lambda wildcards: f"state/train/{wildcards.model}",
+        state_dir=lambda wildcards: f"state/train/{wildcards.member}",
     script:
         "../../scripts/train.py"

@@ -77,3 +77,68 @@ def make_split(subjects: Iterable[str], *, seed: int, test_fraction: float = 0.2
         "unlabelled": sorted(set(unlabelled)),
         "folds": [sorted(f) for f in folds],
     }
+
+
+def n_folds_of(split: dict[str, Any]) -> int:
+    """How many models each architecture has: the folds of a k-fold split, else 1."""
+    return len(split["folds"]) if split["n_folds"] >= 2 else 1
+
+
+def fold_subjects(split: dict[str, Any], fold: int) -> tuple[list[str], list[str]]:
+    """``(train, validation)`` of one fold: its validation subjects, and every other non-test
+    labelled subject for training. Without k-fold, fold 0 is the split's own."""
+    if not 0 <= fold < n_folds_of(split):
+        raise ValueError(f"fold {fold} is not in the split (folds 0..{n_folds_of(split) - 1})")
+    if split["n_folds"] < 2:
+        return list(split["train"]), list(split["validation"])
+    validation = split["folds"][fold]
+    pool = split["train"] + split["validation"]
+    return sorted(s for s in pool if s not in set(validation)), list(validation)
+
+
+def out_of_fold(split: dict[str, Any]) -> dict[str, int]:
+    """Every validation subject and the one fold whose model never trained on it: with k-fold,
+    every non-test labelled subject exactly once."""
+    assignment: dict[str, int] = {}
+    for fold in range(n_folds_of(split)):
+        for subject in fold_subjects(split, fold)[1]:
+            if subject in assignment:
+                raise ValueError(f"subject {subject} is in the validation set of folds "
+                                 f"{assignment[subject]} and {fold}")
+            assignment[subject] = fold
+    return dict(sorted(assignment.items()))
+
+
+# The models of one architecture, and what predicts each subject. An architecture ("unet3d")
+# has one model per fold: "unet3d" itself without k-fold, else "unet3d.fold0", ... and the
+# fold ensemble "unet3d.ensemble" (the mean of its folds' probabilities).
+ENSEMBLE = "ensemble"
+
+
+def fold_members(model: str, split: dict[str, Any]) -> list[str]:
+    """The trained models of architecture ``model``: itself, or one per fold."""
+    if split["n_folds"] < 2:
+        return [model]
+    return [f"{model}.fold{fold}" for fold in range(n_folds_of(split))]
+
+
+def predictors(model: str, split: dict[str, Any]) -> list[str]:
+    """Whatever predicts the test subjects for ``model``: its fold members and, with k-fold,
+    their ensemble."""
+    members = fold_members(model, split)
+    return members + ([f"{model}.{ENSEMBLE}"] if len(members) > 1 else [])
+
+
+def architecture_of(predictor: str) -> str:
+    """``unet3d`` of ``unet3d``, ``unet3d.fold2`` and ``unet3d.ensemble``."""
+    return predictor.split(".", 1)[0]
+
+
+def prediction_plan(model: str, split: dict[str, Any]) -> dict[str, list[str]]:
+    """Subject -> the members of ``model`` that predict it: every member for a test or
+    unlabelled subject; for a validation subject only the fold that never trained on it."""
+    members = fold_members(model, split)
+    plan = {subject: list(members) for subject in split["test"] + split["unlabelled"]}
+    for subject, fold in out_of_fold(split).items():
+        plan[subject] = [members[fold]]
+    return dict(sorted(plan.items()))

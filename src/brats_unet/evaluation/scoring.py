@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,13 @@ import pandas as pd
 
 from brats_unet.data.validation import InvalidSubject, read_label_map
 from brats_unet.evaluation.comparison import paired_comparison
+from brats_unet.evaluation.cross_validation import (
+    ensemble_gain,
+    out_of_fold_table,
+    predictor_rank,
+    split_test_rows,
+    summary_value,
+)
 from brats_unet.evaluation.dialect_scores import (
     DEFAULT_EVALUATION,
     LESION_COLUMNS,
@@ -33,6 +41,7 @@ from brats_unet.evaluation.dialect_scores import (
     dialect_scores,
 )
 from brats_unet.evaluation.dialects import LESIONWISE_2023_CHALLENGES
+from brats_unet.evaluation.intervals import calibration_table, coverage_table, with_intervals
 from brats_unet.evaluation.metrics import region_metrics, slicewise_dice
 from brats_unet.evaluation.volumetry import (
     axis_consistency,
@@ -143,9 +152,15 @@ def evaluate_model(model: str, subjects: Sequence[str], predictions: Sequence[st
 
 def benchmark_table(per_case: pd.DataFrame,
                     summaries: dict[str, TrainingSummary]) -> pd.DataFrame:
-    """One row per model and region: Dice and HD95 (mean, sd, median), mean absolute volume
-    error (ml), inference seconds per case, trainable parameters, training time."""
-    grouped = per_case.groupby(["model", "region"], sort=False)
+    """One row per predictor and region: Dice and HD95 (mean, sd, median), mean absolute volume
+    error (ml), inference seconds per case, trainable parameters, training time.
+
+    ``per_case`` may carry a ``predictor`` column (a k-fold run's folds and ensemble beside
+    the model's name); without it each model is its own predictor. ``summaries`` are keyed
+    by trained model (``unet3d``, ``unet3d.fold0``, ...)."""
+    if "predictor" not in per_case:
+        per_case = per_case.assign(predictor=per_case["model"])
+    grouped = per_case.groupby(["model", "predictor", "region"], sort=False)
     table = grouped.agg(
         n_subjects=("subject", "nunique"),
         dice_mean=("dice", "mean"), dice_sd=("dice", "std"), dice_median=("dice", "median"),
@@ -159,16 +174,19 @@ def benchmark_table(per_case: pd.DataFrame,
                         ("training_seconds_total", "training_seconds"),
                         ("backend", "backend"), ("precision", "precision"),
                         ("best_epoch", "best_epoch"), ("best_val_dice_mean", "best_val_dice_mean")):
-        table[column] = table["model"].map(lambda m, k=key: getattr(summaries[m], k))
-    return table.sort_values(["model", "region"],
-                             key=lambda s: s.map(region_rank) if s.name == "region" else s
-                             ).reset_index(drop=True)
+        table[column] = table["predictor"].map(lambda p, k=key: summary_value(summaries, p, k))
+    table["_rank"] = table["predictor"].map(predictor_rank)
+    table["_region"] = table["region"].map(region_rank)
+    return (table.sort_values(["model", "_rank", "_region"]).drop(columns=["_rank", "_region"])
+            .reset_index(drop=True))
 
 
 def metrics_json(benchmark: pd.DataFrame) -> dict[str, Any]:
     """The headline figures, nested model -> region -> figure, for ``dvc metrics``."""
     out: dict[str, Any] = {}
-    for row in benchmark.itertuples():
+    headline = benchmark if "predictor" not in benchmark else benchmark[
+        benchmark["predictor"].map(predictor_rank) == 0]
+    for row in headline.itertuples():
         out.setdefault(row.model, {})[row.region] = {
             "dice_mean": row.dice_mean, "dice_median": row.dice_median,
             "hd95_mm_mean": row.hd95_mm_mean,
@@ -177,11 +195,44 @@ def metrics_json(benchmark: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def build_tables(per_case_tables: Sequence[pd.DataFrame], summaries: dict[str, TrainingSummary], *,
-                 bootstrap_samples: int = 10_000, seed: int = 0
-                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """``(per_case, benchmark, comparison, metrics)`` from each model's per-case rows."""
-    per_case = pd.concat(per_case_tables, ignore_index=True)
-    benchmark = benchmark_table(per_case, summaries)
-    comparison = paired_comparison(per_case, metric="dice", n_boot=bootstrap_samples, seed=seed)
-    return per_case, benchmark, comparison, metrics_json(benchmark)
+@dataclass(frozen=True)
+class IntervalSettings:
+    """The volume intervals' nominal coverage and the relative score's floor (ml)."""
+
+    coverage: float = 0.9
+    relative_floor_ml: float = 1.0
+
+
+def build_tables(per_case_tables: Sequence[pd.DataFrame], summaries: dict[str, TrainingSummary],
+                 calibration_tables: Sequence[pd.DataFrame] = (), *,
+                 intervals: IntervalSettings = IntervalSettings(),
+                 bootstrap_samples: int = 10_000, seed: int = 0) -> dict[str, Any]:
+    """Every table of a run from each model's test rows (by each of its predictors) and its
+    calibration rows (out of fold, or validation): ``per_case`` (the headline predictors, with
+    volume intervals), ``fold_test`` (the folds' own test rows), ``benchmark`` (every
+    predictor), ``comparison`` (paired, headline test rows), ``out_of_fold`` (the calibration
+    rows), ``cross_validation`` (their statistics, all and per fold),
+    ``cross_validation_comparison`` (paired, out of fold), ``ensemble_gain``,
+    ``volume_calibration``, ``volume_coverage`` (the test set's, per predictor), ``metrics``
+    (the headline figures)."""
+    headline, folds = split_test_rows(pd.concat(per_case_tables, ignore_index=True))
+    calibration_cases = (pd.concat(calibration_tables, ignore_index=True)
+                         if calibration_tables else pd.DataFrame(columns=PER_CASE_COLUMNS))
+    calibration = calibration_table(calibration_cases, coverage=intervals.coverage,
+                                    floor_ml=intervals.relative_floor_ml)
+    headline, folds = (with_intervals(t, calibration) for t in (headline, folds))
+    every_predictor = pd.concat([headline, folds], ignore_index=True)
+    benchmark = benchmark_table(every_predictor, summaries)
+    coverage = coverage_table(every_predictor, by="predictor")
+    paired = {"n_boot": bootstrap_samples, "seed": seed}
+    return {
+        "per_case": headline, "fold_test": folds, "benchmark": benchmark,
+        "comparison": paired_comparison(headline, metric="dice", **paired),
+        "out_of_fold": calibration_cases,
+        "cross_validation": out_of_fold_table(calibration_cases),
+        "cross_validation_comparison": paired_comparison(calibration_cases, metric="dice",
+                                                         **paired),
+        "ensemble_gain": ensemble_gain(benchmark),
+        "volume_calibration": calibration, "volume_coverage": coverage,
+        "metrics": metrics_json(benchmark),
+    }

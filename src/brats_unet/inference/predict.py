@@ -73,9 +73,20 @@ def segment_case(model: keras.Model, image: np.ndarray, properties: CaseProperti
     """
     probabilities = predict_case(model, image, spatial_dims=spatial_dims, patch_size=patch_size,
                                  overlap=overlap, batch_size=batch_size, mirror=mirror)
+    return labels_in_input_space(probabilities, image, properties, threshold=threshold,
+                                 min_et_voxels=min_et_voxels), probabilities
+
+
+def labels_in_input_space(probabilities: np.ndarray, image: np.ndarray,
+                          properties: CaseProperties, *,
+                          threshold: float | Sequence[float] = 0.5,
+                          min_et_voxels: int = 0) -> np.ndarray:
+    """Labels from probabilities over the crop ``(k, j, i, 3)`` (one model's, or an ensemble's
+    mean), put back into the input's ``(i, j, k)`` grid; 0 outside the brain, as in
+    :func:`segment_case`."""
     labels = probabilities_to_labels(probabilities, threshold, min_et_voxels)
     labels[~np.any(np.asarray(image) != 0, axis=-1)] = 0
-    return restore_to_input_space(labels, properties), probabilities
+    return restore_to_input_space(labels, properties)
 
 
 def write_segmentation(labels_ijk: np.ndarray, properties: CaseProperties,

@@ -36,9 +36,12 @@ import yaml
 from matplotlib.figure import Figure
 
 from brats_unet.data.qc import case_notes
+from brats_unet.data.split import architecture_of
 from brats_unet.evaluation.comparison import ALPHA
+from brats_unet.evaluation.cross_validation import predictor_rank
 from brats_unet.evaluation.metrics import HD95_ONE_EMPTY_MM
 from brats_unet.labels import region_rank
+from brats_unet.reporting.cv_section import cv_section
 from brats_unet.reporting.dialect_section import dialect_section
 from brats_unet.reporting.discussion import discussion
 from brats_unet.reporting.figures import FIGURE_CAPTIONS, models_of, regions_of, standard_figures
@@ -89,9 +92,12 @@ def _machine_lines(summaries: Mapping[str, TrainingSummary]) -> list[str]:
 def benchmark_rows(benchmark: pd.DataFrame, summaries: Mapping[str, TrainingSummary]) -> list:
     """Cells of the benchmark table, one row per model and region (already HTML)."""
     rows = []
-    frame = benchmark.assign(_r=benchmark["region"].map(region_rank))
-    for _, row in frame.sort_values(["model", "_r"]).iterrows():
-        summary = summaries.get(str(row["model"]))
+    if "predictor" not in benchmark:
+        benchmark = benchmark.assign(predictor=benchmark["model"])
+    frame = benchmark.assign(_r=benchmark["region"].map(region_rank),
+                             _p=benchmark["predictor"].map(predictor_rank))
+    for _, row in frame.sort_values(["model", "_p", "_r"]).iterrows():
+        summary = summaries.get(str(row["predictor"])) or summaries.get(str(row["model"]))
 
         def pick(column: str, key: str | None = None) -> Any:
             if column in row and pd.notna(row[column]):
@@ -100,7 +106,7 @@ def benchmark_rows(benchmark: pd.DataFrame, summaries: Mapping[str, TrainingSumm
 
         training = pick("training_seconds", "training_seconds_total")
         rows.append([
-            escape(row["model"]), escape(row["region"]), escape(pick("n_subjects") or "–"),
+            escape(row["predictor"]), escape(row["region"]), escape(pick("n_subjects") or "–"),
             f"{number(row.get('dice_mean'))} ± {number(row.get('dice_sd'))}",
             number(row.get("dice_median")), number(row.get("hd95_mm_mean"), 2),
             number(row.get("volume_abs_error_ml_mean"), 2),
@@ -139,7 +145,9 @@ def _benchmark_section(benchmark: pd.DataFrame,
         "<p>Per-case metrics on the test subjects, summarised per model and region, in the "
         "legacy dialect (BraTS 2018-2021; the other dialects follow below). "
         "Training time is the total over all training runs (s); inference is the mean "
-        "prediction time per case (s).</p>",
+        "prediction time per case (s). In a k-fold run each model has a row per fold and one "
+        "for its fold ensemble (<code>.ensemble</code>: training time and parameters summed "
+        "over its folds), which stands for the model everywhere else in the report.</p>",
         table(["model", "region", "n", "legacy Dice mean ± sd", "legacy Dice median",
                "legacy HD95 mean (mm)",
                "|volume error| mean (ml)", "trainable parameters", "training (s)",
@@ -256,6 +264,7 @@ def build_report(
     cases: Mapping[str, str] | None = None,
     lesions: pd.DataFrame | None = None,
     challenge: str = "GLI",
+    cross_validation: Mapping[str, Any] | None = None,
     title: str = "BraTS U-Net benchmark",
 ) -> str:
     """Save every figure as PNG under ``figures_dir`` and return one self-contained HTML page.
@@ -270,11 +279,11 @@ def build_report(
         overlays: rank ("best", "median", "worst") -> overlay figure; saved
             as ``overlay_<rank>.png``.
         provenance: key -> value (strings, or anything YAML can dump).
-        figures_dir: where the PNGs go (created).
-        figures: name -> figure to use instead of the standard set built here.
+        figures_dir: where the PNGs go (created); figures: name -> figure to use instead.
         cases: rank -> subject, for the overlay captions (default: :func:`pick_cases`).
         lesions: the per-lesion table, for the detection-by-size table.
         challenge: the 2023 challenge whose lesion-wise parameters were used.
+        cross_validation: :func:`cv_section`'s arguments but ``per_case``, ``figures_dir``.
         title: page title.
 
     Returns:
@@ -293,6 +302,8 @@ def build_report(
         *_figures_section(figures, figures_dir),
         *_examples_section(dict(overlays or {}), cases, figures_dir),
         *_statistics_section(comparison),
+        *(cv_section(per_case=per_case, figures_dir=figures_dir, **cross_validation)
+          if cross_validation is not None else []),
         *_qc_section(qc),
         *_conventions_section(),
         *_discussion_section(per_case, comparison, summaries),
@@ -301,7 +312,7 @@ def build_report(
 
 
 def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, summaries: Sequence,
-                 lesions=None,
+                 lesions=None, cross_validation: Mapping[str, Any] | None = None,
                  subjects: Sequence[str], flair: Sequence, labels: Sequence, predictions: Sequence,
                  config: Mapping[str, Any], repo_dir: Path | None, figures_dir: Path,
                  label_convention: str = "brats2020", flair_channel: int | None = None) -> str:
@@ -309,16 +320,25 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
     and, for the overlays, each test subject's FLAIR, label map and predictions.
 
     ``flair`` and ``labels`` follow ``subjects``; ``predictions`` are
-    ``results/predictions/<model>/<subject>.nii.gz`` paths; ``flair_channel``: the FLAIR's
-    channel when ``flair`` are 4D images of every contrast. Returns the HTML.
+    ``results/predictions/<predictor>/<subject>.nii.gz`` paths of each model's headline
+    predictor (the model, or its fold ensemble); ``cross_validation``: name -> CSV path of
+    ``cross_validation``, ``cv_comparison``, ``gain``, ``calibration`` and ``coverage``;
+    ``flair_channel``: the FLAIR's channel when ``flair`` are 4D images of every contrast.
+    Returns the HTML.
     """
     per_case = pd.read_csv(per_case)
     models = models_of(per_case)
-    by_model = {Path(p).name.split(".")[0]: p for p in histories}
-    history_frames = {m: pd.read_csv(by_model[m]) for m in models}
-    records = {s.model: s for s in map(read_training_summary, summaries)}
+    # every trained model's curves (each fold's too), by its file's name
+    history_frames = {Path(p).name.removesuffix(".history.csv"): pd.read_csv(p)
+                      for p in histories}
+    records = {}
+    for path in summaries:
+        record = read_training_summary(path)
+        records[Path(path).name.removesuffix(".json")] = record
+        records.setdefault(record.model, record)  # a k-fold run's model: its first fold
     files = dict(zip(subjects, zip(flair, labels)))
-    predicted = {(Path(p).parent.name, Path(p).name.split(".")[0]): p for p in predictions}
+    predicted = {(architecture_of(Path(p).parent.name), Path(p).name.split(".")[0]): p
+                 for p in predictions}
     cases = pick_cases(per_case)
     figures = {}
     for rank, subject in cases.items():
@@ -329,10 +349,14 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
         figures[rank] = overlay_figure(image, truth, preds, f"{rank}: {subject}",
                                        affine=nib.load(flair_path).affine)
     Path(figures_dir).mkdir(parents=True, exist_ok=True)
+    cv = None
+    if cross_validation is not None:
+        cv = {name: pd.read_csv(path) for name, path in cross_validation.items()}
+        cv["n_folds"] = config["split"]["n_folds"]
     return build_report(
         per_case=per_case, benchmark=pd.read_csv(benchmark), comparison=pd.read_csv(comparison),
         qc=pd.read_csv(qc, sep="\t", keep_default_na=False), histories=history_frames,
         summaries=records, overlays=figures, provenance=collect_provenance(config, repo_dir),
         figures_dir=Path(figures_dir), cases=cases,
         lesions=pd.read_csv(lesions) if lesions is not None else None,
-        challenge=config.get("evaluation", {}).get("challenge", "GLI"))
+        challenge=config.get("evaluation", {}).get("challenge", "GLI"), cross_validation=cv)

@@ -104,3 +104,12 @@ def check_held_out(model: str, summary: TrainingSummary, test_subjects: list[str
             f"{model}: {len(leaked)} test subject(s) were used in its training or checkpoint "
             f"choice ({', '.join(leaked[:5])}{', ...' if len(leaked) > 5 else ''}); the weights "
             "come from another split, so scoring them here would not be held out")
+
+
+def check_out_of_fold(member: str, summary: TrainingSummary, subjects: list[str]) -> None:
+    """Raise if ``member`` trained on any of ``subjects``, its out-of-fold cases (it chose its
+    checkpoint on them: they are its validation subjects, as in nnU-Net's cross-validation)."""
+    if trained := sorted(set(summary.train_subjects).intersection(subjects)):
+        raise ValueError(f"{member}: trained on {len(trained)} of the subjects it is to predict "
+                         f"out of fold ({', '.join(trained[:5])}); its weights come from another "
+                         "split")
