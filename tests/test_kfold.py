@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +54,19 @@ def test_a_three_fold_run_predicts_out_of_fold_and_ensembles_the_folds(tmp_path:
     html = (tmp_path / "reports/report.html").read_text()
     assert "Cross-validation, fold ensembles and volume intervals" in html
     assert "empirical coverage" in html and 'id="volume_intervals"' in html
+    # the command line: the folds' ensemble, each volume with its interval
+    subject = test[0]
+    images = tmp_path / "data/synthetic" / subject
+    cli = [str(Path(sys.executable).with_name("brats-unet")), "segment",
+           *[a for f in range(3) for a in ("--model", str(tmp_path / f"results/models/"
+                                                            f"unet3d.fold{f}.keras"))],
+           "--calibration", str(tmp_path / "results/volume_calibration.csv"),
+           *[a for c in ("flair", "t1", "t1ce", "t2")
+             for a in (f"--{c}", str(images / f"{subject}_{c}.nii.gz"))],
+           "--out", str(tmp_path / "seg.nii.gz")]
+    printed = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+    assert "ensemble of 3 models" in printed
+    assert all(f"{r}\t" in printed for r in ("WT", "TC", "ET")) and "90% interval" in printed
     # one fewer fold: the preprocessed cases stay, the models and predictions are redone
     fewer = copy.deepcopy(KFOLD)
     fewer["split"]["n_folds"] = 2
