@@ -211,3 +211,20 @@ def every_model_file(suffix, models=None):
         for model in (models or config["model_names"])
         for member in members(model)
     ]
+
+
+def test_predictions(suffix):
+    """Every test subject's prediction (or timing) by every predictor of the model."""
+    return lambda wildcards: expand(
+        f"results/predictions/{{predictor}}/{{subject}}{suffix}",
+        predictor=model_predictors(wildcards.model),
+        subject=split_subjects("test"),
+    )
+
+
+def calibration_predictions(suffix):
+    """Every validation subject's prediction by the member that never trained on it."""
+    return lambda wildcards: [
+        f"results/predictions/{members(wildcards.model)[fold]}/{subject}{suffix}"
+        for subject, fold in calibration_subjects().items()
+    ]

@@ -58,23 +58,6 @@ rule predict:
         Path(log[0]).write_text(f"{wildcards.subject}: taken from {input.batch}\n")
 
 
-def test_predictions(suffix):
-    """Every test subject's prediction (or timing) by every predictor of the model."""
-    return lambda wildcards: expand(
-        "results/predictions/{predictor}/{subject}" + suffix,
-        predictor=model_predictors(wildcards.model),
-        subject=split_subjects("test"),
-    )
-
-
-def calibration_predictions(suffix):
-    """Every validation subject's prediction by the member that never trained on it."""
-    return lambda wildcards: [
-        f"results/predictions/{members(wildcards.model)[fold]}/{subject}{suffix}"
-        for subject, fold in calibration_subjects().items()
-    ]
-
-
 # Scores per model: the test subjects by each predictor (its folds and their ensemble), and the
 # validation subjects (out of fold with k-fold) that calibrate the volume intervals.
 rule evaluate:
