@@ -33,7 +33,7 @@ pytestmark = pytest.mark.workflow
 
 SHAPE = (40, 40, 28)
 N_GOOD = 6  # enough for train, validation and test
-SPLIT = {"seed": 42, "test_fraction": 0.34, "validation_fraction": 0.17, "n_folds": 0, "fold": 0}
+SPLIT = {"seed": 42, "test_fraction": 0.34, "validation_fraction": 0.17, "n_folds": 0}
 CONFIG = {**copy.deepcopy(TINY), "model_names": ["unet2d"], "split": SPLIT,
           "evaluation": {"bootstrap_samples": 100, "seed": 0}}
 GOOD = [subject_name(i) for i in range(1, N_GOOD + 1)]

@@ -132,9 +132,11 @@ def test_predictions_are_in_the_input_geometry_and_scored(finished_study: Path):
             assert written.header.get_zooms() == source.header.get_zooms()
             assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 4}
     per_case = pd.read_csv(study / "results/per_case.csv")
-    assert list(per_case.columns[:9]) == ["model", "subject", "region", "dice", "hd95_mm",
-                                          "sensitivity", "specificity", "volume_true_ml",
-                                          "volume_pred_ml"]
+    assert list(per_case.columns[:10]) == ["model", "predictor", "subject", "region", "dice",
+                                           "hd95_mm", "sensitivity", "specificity",
+                                           "volume_true_ml", "volume_pred_ml"]
+    assert (per_case["predictor"] == per_case["model"]).all()  # one split: the model itself
+    assert {"volume_pred_low_ml", "volume_pred_high_ml"} <= set(per_case.columns)
     assert len(per_case) == len(MODELS) * len(split["test"]) * 3
     assert set(per_case["subject"]) == set(split["test"])  # never a training or validation case
     # every dialect for every test case; a lesion table whose lesions add up to the counts
@@ -278,8 +280,9 @@ def test_segment_one_new_patient(finished_study: Path, tmp_path: Path):
            for arg in (f"--{c}", str(folder / f"{subject}_{c}.nii.gz"))],
          "--out", str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = dict(line.split("\t") for line in result.stdout.splitlines()[1:])
+    lines = dict(line.split("\t")[:2] for line in result.stdout.splitlines() if "\t" in line)
     assert set(lines) == {"WT", "TC", "ET"} and all(v.endswith(" ml") for v in lines.values())
+    assert "no --calibration given" in result.stdout
     source = nib.load(folder / f"{subject}_flair.nii.gz")
     written = nib.load(out)
     assert written.shape == source.shape
