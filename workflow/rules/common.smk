@@ -4,7 +4,14 @@ import os
 from pathlib import Path
 
 from brats_unet.data.datasets import resolve_dataset
-from brats_unet.data.split import ENSEMBLE, architecture_of, out_of_fold, prediction_plan
+from brats_unet.data.split import (
+    ENSEMBLE,
+    architecture_of,
+    fold_members,
+    out_of_fold,
+    prediction_plan,
+    predictors,
+)
 from brats_unet.data.subjects import (
     SUBJECT_PATTERN,
     discover_subjects,
@@ -93,13 +100,11 @@ wildcard_constraints:
 def members(model):
     """The trained models of an architecture: itself, or one per fold (known from the config,
     before the split has run)."""
-    if N_FOLDS == 1:
-        return [model]
-    return [f"{model}.fold{fold}" for fold in range(N_FOLDS)]
+    return fold_members(model, N_FOLDS)
 
 
 def model_predictors(model):
-    return members(model) + ([f"{model}.{ENSEMBLE}"] if N_FOLDS > 1 else [])
+    return predictors(model, N_FOLDS)
 
 
 def fold_of(member):

@@ -115,17 +115,18 @@ def out_of_fold(split: dict[str, Any]) -> dict[str, int]:
 ENSEMBLE = "ensemble"
 
 
-def fold_members(model: str, split: dict[str, Any]) -> list[str]:
-    """The trained models of architecture ``model``: itself, or one per fold."""
-    if split["n_folds"] < 2:
+def fold_members(model: str, n_folds: int) -> list[str]:
+    """The trained models of architecture ``model`` with ``n_folds`` models per architecture
+    (:func:`n_folds_of`): itself, or one per fold."""
+    if n_folds < 2:
         return [model]
-    return [f"{model}.fold{fold}" for fold in range(n_folds_of(split))]
+    return [f"{model}.fold{fold}" for fold in range(n_folds)]
 
 
-def predictors(model: str, split: dict[str, Any]) -> list[str]:
+def predictors(model: str, n_folds: int) -> list[str]:
     """Whatever predicts the test subjects for ``model``: its fold members and, with k-fold,
     their ensemble."""
-    members = fold_members(model, split)
+    members = fold_members(model, n_folds)
     return members + ([f"{model}.{ENSEMBLE}"] if len(members) > 1 else [])
 
 
@@ -137,7 +138,7 @@ def architecture_of(predictor: str) -> str:
 def prediction_plan(model: str, split: dict[str, Any]) -> dict[str, list[str]]:
     """Subject -> the members of ``model`` that predict it: every member for a test or
     unlabelled subject; for a validation subject only the fold that never trained on it."""
-    members = fold_members(model, split)
+    members = fold_members(model, n_folds_of(split))
     plan = {subject: list(members) for subject in split["test"] + split["unlabelled"]}
     for subject, fold in out_of_fold(split).items():
         plan[subject] = [members[fold]]
