@@ -68,3 +68,16 @@ def training_summary(model: str = "unet3d", **fields):
         "validation_subjects": ["C"], "settings": {"patch_size": [16, 32, 32]},
     }
     return TrainingSummary(**{**values, **fields})
+
+
+def write_trained_files(folder: Path, model: str, train=("A", "B"), validation=("C",)) -> None:
+    """The three files training leaves for ``model`` in ``folder``; the weights file holds
+    ``weights of <model>``."""
+    from brats_unet.training.summary import write_training_summary
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{model}.keras").write_bytes(b"weights of " + model.encode())
+    (folder / f"{model}.history.csv").write_text("epoch,val_dice_mean\n0,0.5\n")
+    summary = training_summary(model, best_val_dice={"WT": 0.9}, train_subjects=list(train),
+                               validation_subjects=list(validation))
+    write_training_summary(summary, folder / f"{model}.json")

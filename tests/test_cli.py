@@ -1,11 +1,13 @@
-"""The ``brats-unet qc`` command: the pipeline's checks on a data folder, without running it."""
+"""The ``brats-unet qc`` command (the pipeline's checks on a data folder, without running it) and
+``publish-weights`` (which trained models it takes from a config)."""
 
+import json
 from pathlib import Path
 
 from brats_unet.cli import main
 from brats_unet.data.qc import read_qc_table
 
-from builders import tiny_volumes, write_subject
+from builders import tiny_volumes, write_subject, write_trained_files
 
 
 def test_qc_command_lists_valid_noted_and_excluded_subjects(data_dir: Path, tmp_path: Path,
@@ -32,3 +34,25 @@ def test_qc_command_lists_valid_noted_and_excluded_subjects(data_dir: Path, tmp_
 def test_qc_command_on_a_missing_folder_says_so(tmp_path: Path, capsys):
     assert main(["qc", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_publish_weights_takes_every_fold_model_of_a_kfold_config(tmp_path: Path):
+    models = tmp_path / "models"
+    models.mkdir()
+    for member in ("unet2d", "unet2d.fold0", "unet2d.fold1", "unet2d.fold2", "unet3d.fold0"):
+        write_trained_files(models, member)
+    config = tmp_path / "config.yaml"
+    config.write_text("model_names: [unet2d]\nsplit: {n_folds: 0}\n")
+    kfold = tmp_path / "kfold.yaml"
+    kfold.write_text("split: {n_folds: 3}\n")
+
+    out = tmp_path / "weights"
+    assert main(["publish-weights", "--models-dir", str(models), "--out", str(out),
+                 "--config", str(config), str(kfold)]) == 0
+    published = json.loads((out / "manifest.json").read_text())["models"]
+    assert sorted(published) == ["unet2d.fold0", "unet2d.fold1", "unet2d.fold2"]
+    assert (out / "unet2d.fold2.keras").read_bytes() == b"weights of unet2d.fold2"
+
+    assert main(["publish-weights", "--models-dir", str(models), "--out", str(tmp_path / "one"),
+                 "--config", str(config)]) == 0  # without k-fold: the model itself
+    assert sorted(json.loads((tmp_path / "one/manifest.json").read_text())["models"]) == ["unet2d"]

@@ -99,12 +99,18 @@ def _segment(args: argparse.Namespace) -> int:
 def _publish_weights(args: argparse.Namespace) -> int:
     import yaml
 
+    from brats_unet.config import laid_over
+    from brats_unet.data.split import fold_members
     from brats_unet.training.weights import publish_weights
 
     models = args.models
-    if not models:
-        with open(args.config) as handle:
-            models = yaml.safe_load(handle)["model_names"]
+    if not models:  # every trained model of the config: with k-fold, every fold's
+        config: dict = {}
+        for path in args.config:
+            with open(path) as handle:
+                config = laid_over(config, yaml.safe_load(handle) or {})
+        n_folds = config.get("split", {}).get("n_folds", 0)
+        models = [member for name in config["model_names"] for member in fold_members(name, n_folds)]
     manifest = publish_weights(args.models_dir, args.out, models)
     for model, entry in manifest["models"].items():
         print(f"{model}\t{entry[model + '.keras']}")
@@ -200,8 +206,10 @@ def _add_doctor(sub) -> None:
 def _add_publish_weights(sub) -> None:
     pub = sub.add_parser("publish-weights", help="copy trained models into the folder DVC "
                          "tracks and pushes (read back with `weights: pretrained`)")
-    pub.add_argument("models", nargs="*", help="models to publish (default: config model_names)")
-    pub.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    pub.add_argument("models", nargs="*", help="models to publish (default: every model in the "
+                     "config's model_names, with split.n_folds >= 2 each fold's: unet3d.fold0, ...)")
+    pub.add_argument("--config", type=Path, nargs="+", default=[Path("config/config.yaml")],
+                     help="config files laid one over the other (default config/config.yaml)")
     pub.add_argument("--models-dir", type=Path, default=Path("results/models"))
     pub.add_argument("--out", type=Path, default=Path("weights"))
     pub.set_defaults(func=_publish_weights)

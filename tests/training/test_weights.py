@@ -4,7 +4,6 @@ from pathlib import Path
 import pytest
 
 from brats_unet.config import config_problems
-from brats_unet.training.summary import write_training_summary
 from brats_unet.training.weights import (
     check_held_out,
     missing_files,
@@ -13,24 +12,14 @@ from brats_unet.training.weights import (
     sha256,
 )
 
-from builders import training_summary
+from builders import training_summary, write_trained_files
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _trained(folder: Path, model: str, train=("A", "B"), validation=("C",)) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{model}.keras").write_bytes(b"weights of " + model.encode())
-    (folder / f"{model}.history.csv").write_text("epoch,val_dice_mean\n0,0.5\n")
-    write_training_summary(training_summary(model, best_val_dice={"WT": 0.9},
-                                            train_subjects=list(train),
-                                            validation_subjects=list(validation)),
-                           folder / f"{model}.json")
-
-
 def test_publish_copies_each_model_and_records_its_checksums(tmp_path: Path):
-    _trained(tmp_path / "models", "unet2d")
-    _trained(tmp_path / "models", "unet3d")
+    write_trained_files(tmp_path / "models", "unet2d")
+    write_trained_files(tmp_path / "models", "unet3d")
     manifest = publish_weights(tmp_path / "models", tmp_path / "weights", ["unet2d"])
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == [
         "manifest.json", "unet2d.history.csv", "unet2d.json", "unet2d.keras"]
@@ -42,7 +31,7 @@ def test_publish_copies_each_model_and_records_its_checksums(tmp_path: Path):
 
 
 def test_publish_with_a_missing_file_changes_nothing(tmp_path: Path):
-    _trained(tmp_path / "models", "unet2d")
+    write_trained_files(tmp_path / "models", "unet2d")
     (tmp_path / "models/unet2d.history.csv").unlink()
     (tmp_path / "weights").mkdir()
     (tmp_path / "weights/unet2d.keras").write_bytes(b"older")
@@ -52,7 +41,7 @@ def test_publish_with_a_missing_file_changes_nothing(tmp_path: Path):
 
 
 def test_missing_files_lists_every_absent_file(tmp_path: Path):
-    _trained(tmp_path, "unet2d")
+    write_trained_files(tmp_path, "unet2d")
     (tmp_path / "unet2d.json").unlink()
     assert missing_files(tmp_path, ["unet2d", "resunet3d"]) == [
         str(tmp_path / "unet2d.json"), str(tmp_path / "resunet3d.keras"),
