@@ -12,11 +12,14 @@ figures are medians over the epochs after the first and over rounds.
 
     .venv/bin/python bench/train_job.py                                   # all models, both back ends
     .venv/bin/python bench/train_job.py --models unet3d --variants tensorflow tensorflow-eigen torch
+    .venv/bin/python bench/train_job.py --variants tensorflow torch torch-channels_first jax
     .venv/bin/python bench/train_job.py --preload /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 
 Variants: ``tensorflow`` (the pipeline's TensorFlow job), ``tensorflow-eigen``
 (``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow's own default on CPUs without AVX512_VNNI,
-AVX512_BF16 or AMX, i.e. what the pipeline ran before it set the variable), ``torch``.
+AVX512_BF16 or AMX, i.e. what the pipeline ran before it set the variable), ``torch``,
+``torch-channels_first`` (``training.data_format: channels_first``), ``jax`` (XLA compiles
+the step, as ``jit_compile: auto`` does there).
 ``--preload``: also each variant with that allocator in ``LD_PRELOAD`` (``+preload`` rows).
 """
 
@@ -73,7 +76,8 @@ class MeasuredEpoch(callbacks.EpochClock):
 
 callbacks.EpochClock = MeasuredEpoch  # training_callbacks looks it up there
 config = yaml.safe_load(Path(args["config"]).read_text())
-block = {**config["training"], "epochs": args["epochs"], "steps_per_epoch": args["steps"]}
+block = {**config["training"], "epochs": args["epochs"], "steps_per_epoch": args["steps"],
+         "data_format": args["data_format"]}
 settings = settings_for(args["model"], block, config["models"][args["model"]])
 cases = [Path(c) for c in args["cases"]]
 train_dirs, validation_dirs = cases[: args["n_train"]], cases[args["n_train"]:]
@@ -86,7 +90,9 @@ job_seconds = time.perf_counter() - start
 
 train = make_training_data(args["model"], settings, train_dirs)
 batches = [train[i] for i in range(args["steps"])]
-_, trainer = build_for_training(args["model"], settings, jit=False, n_gpus=0)
+from brats_unet.runtime import resolve_jit
+jit = resolve_jit("auto", 0, keras.backend.backend())  # as the job: XLA with JAX only
+_, trainer = build_for_training(args["model"], settings, jit=jit, n_gpus=0)
 for x, y in batches[:2]:
     trainer.train_on_batch(x, y)
 before = usage()
@@ -122,7 +128,8 @@ def run_row(variant: str, model: str, args, cases: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as work:
         payload = {"model": model, "cases": cases, "n_train": args.n_train, "epochs": args.epochs,
                    "steps": args.steps, "threads": args.threads, "work": work,
-                   "config": str(args.config)}
+                   "config": str(args.config),
+                   "data_format": "channels_first" if "-channels_first" in variant else "auto"}
         return run_worker(WORKER, payload, env, f"{variant}/{model}")
 
 

@@ -27,7 +27,8 @@ def pytest_addoption(parser):
 # two pytest-xdist workers (pyproject's addopts) each module runs whole on one worker, its module
 # fixtures once, and a worker takes the next module when it is nearly done: heaviest first, the
 # two finish at about the same time. Modules not named here follow in their usual order.
-HEAVIEST_FIRST = ("test_workflow", "test_reliability", "test_slurm", "test_dvc", "test_unets",
+HEAVIEST_FIRST = ("test_workflow", "test_reliability", "test_backends", "test_slurm", "test_dvc",
+                  "test_unets",
                   "test_dataset_layouts", "test_train", "test_runtime", "test_bad_inputs")
 
 

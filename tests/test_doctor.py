@@ -60,7 +60,8 @@ def test_a_gpu_no_back_end_can_use_is_a_warning_with_the_fix():
 def test_a_configured_back_end_that_is_missing_is_a_warning():
     lines = _report(False, torch_version=None, backend="torch")
     assert "  torch: not installed" in lines
-    assert any(line.startswith("WARNING: torch is not installed") for line in lines)
+    assert any(line.startswith("WARNING: torch is not installed") and
+               "BRATS_UNET_EXTRAS=torch bash bin/setup" in line for line in lines)
 
 
 def test_the_config_decides_precision_and_xla():

@@ -97,6 +97,17 @@ def _primitives(onednn: str | None) -> str:
     return done.stdout
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to leave one out")
+def test_jax_runs_on_as_many_cpus_as_the_job_has_threads():
+    pytest.importorskip("jax")
+    done = _run(LIMIT + """
+import os, jax.numpy as jnp
+print(float(jnp.ones(3).sum()), len(os.sched_getaffinity(0)), cpu_threads())
+""", "1", "jax")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["3.0", "1", "1"]
+
+
 def test_tensorflow_convolutions_run_on_onednn_whatever_the_cpu():
     # TensorFlow's own default keeps oneDNN off on CPUs without AVX512_VNNI/BF16 or AMX; the
     # package turns it on, so the convolution and its kernel gradient are oneDNN primitives
@@ -116,7 +127,10 @@ def test_a_users_tf_enable_onednn_opts_wins():
     ("auto", True, {"tensorflow": True, "torch": True}, "tensorflow"),
     ("auto", True, {"tensorflow": False, "torch": True}, "torch"),
     ("auto", True, {"tensorflow": False, "torch": None}, "tensorflow"),
+    ("auto", True, {"tensorflow": False, "torch": None, "jax": True}, "jax"),
+    ("auto", True, {"tensorflow": False, "torch": True, "jax": True}, "torch"),
     ("torch", False, {}, "torch"),
+    ("jax", False, {}, "jax"),
     ("tensorflow", True, {"tensorflow": False, "torch": True}, "tensorflow"),
 ])
 def test_auto_takes_the_measured_fastest_unless_only_pytorch_sees_the_gpu(setting, gpu, sees,
@@ -140,7 +154,7 @@ def test_an_unknown_backend_is_refused():
     from brats_unet.runtime import choose_backend
 
     with pytest.raises(ValueError, match="auto or one of"):
-        choose_backend("jax", nvidia_gpu=False, sees_gpu={})
+        choose_backend("mxnet", nvidia_gpu=False, sees_gpu={})
 
 
 def test_resolve_backend_sets_keras_backend_without_loading_a_framework_on_a_cpu(monkeypatch):
@@ -186,4 +200,6 @@ def test_xla_is_off_on_cpu_by_default():
     assert resolve_jit("auto", n_gpus=0) is False
     assert resolve_jit("auto", n_gpus=2) is True
     assert resolve_jit("auto", n_gpus=1, backend="torch") is False
+    assert resolve_jit("auto", n_gpus=0, backend="jax") is True  # JAX computes through XLA
+    assert resolve_jit(False, n_gpus=0, backend="jax") is False
     assert resolve_jit(True, n_gpus=0) is True

@@ -187,7 +187,7 @@ def _add_segment(sub) -> None:
     seg.add_argument("--min-et-voxels", type=int, default=0)
     seg.add_argument("--dataset", choices=sorted(DATASETS), default="brats2020",
                      help="whose label values to read and write (default brats2020: ET = 4)")
-    seg.add_argument("--backend", choices=("auto", "tensorflow", "torch"),
+    seg.add_argument("--backend", choices=("auto", "tensorflow", "torch", "jax"),
                      help="Keras back end (default: KERAS_BACKEND, else auto: as the pipeline's "
                           "`backend: auto`)")
     seg.set_defaults(func=_segment)

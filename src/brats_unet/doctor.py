@@ -33,6 +33,8 @@ _PROBES = {
                    "g = [d.name for d in tf.config.list_physical_devices('GPU')]"),
     "torch": ("import torch; v = torch.__version__; "
               "g = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]"),
+    "jax": ("import jax; v = jax.__version__; "
+            "g = [d.device_kind for d in jax.devices() if d.platform == 'gpu']"),
 }
 #: What the GPU extra installs and how, for the hint when TensorFlow misses a GPU.
 GPU_SETUP = "BRATS_UNET_EXTRAS=gpu bash bin/setup (TensorFlow with its CUDA libraries)"
@@ -115,8 +117,9 @@ def doctor_lines(*, cpu: str, nvidia_gpu: bool, probes: Mapping[str, BackendProb
         lines.append(f"NOTE: TensorFlow sees none of the GPUs ({choice.backend} does); for "
                      f"TensorFlow install {GPU_SETUP}.")
     if chosen is None or chosen.version is None:
-        lines.append(f"WARNING: {choice.backend} is not installed here: install the project "
-                     "with bash bin/setup.")
+        extras = "" if choice.backend == "tensorflow" else f"BRATS_UNET_EXTRAS={choice.backend} "
+        lines.append(f"WARNING: {choice.backend} is not installed here: install it with "
+                     f"{extras}bash bin/setup.")
     return lines
 
 

@@ -3,7 +3,7 @@ XLA, deterministic kernels, several GPUs. Every choice that depends on the back 
 here; the models, losses and loaders use ``keras.ops`` only. Keras itself is imported inside
 the functions that need it, so :func:`resolve_backend` can run before it loads.
 
-TensorFlow and PyTorch size their compute pools from the CPUs the process may run on. Where
+TensorFlow, PyTorch and JAX size their compute pools from the CPUs the process may run on. Where
 nothing pins a job to its share (a local Snakemake run; a SLURM cluster without CPU binding,
 ``TaskPlugin=task/none`` and no cgroup core limits), that is every core of the machine: two
 local jobs would each take all of them, and a job given 4 CPUs on a 64-core node would run 64
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: The Keras back ends the pipeline trains and predicts with; ``auto`` picks one per job.
-BACKENDS = ("tensorflow", "torch")
+BACKENDS = ("tensorflow", "torch", "jax")
 #: Keras dtype policies a job may train with; ``auto`` picks one from the hardware.
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 #: CPU flags that decide which kernels the back ends run (oneDNN's ISA, TensorFlow's defaults).
@@ -46,8 +46,9 @@ def choose_backend(setting: str, *, nvidia_gpu: bool,
     ``nvidia_gpu``: the machine has an NVIDIA GPU this process may use. ``sees_gpu``: per
     back end, whether it can compute on it (None: not installed). ``auto`` takes TensorFlow
     (:data:`CPU_EVIDENCE`; on a GPU, XLA and mixed precision), unless a GPU is there that
-    TensorFlow cannot use and PyTorch can: TensorFlow without its CUDA libraries silently
-    trains on the CPU.
+    TensorFlow cannot use: TensorFlow without its CUDA libraries silently trains on the CPU.
+    Then PyTorch, else JAX, whichever sees the GPU (no GPU figure ranks them yet:
+    BENCHMARKS.md).
     """
     if setting in BACKENDS:
         return BackendChoice(setting, "set in the config")
@@ -57,9 +58,10 @@ def choose_backend(setting: str, *, nvidia_gpu: bool,
         return BackendChoice("tensorflow", f"auto: no GPU; {CPU_EVIDENCE}")
     if sees_gpu.get("tensorflow"):
         return BackendChoice("tensorflow", "auto: TensorFlow sees the GPU")
-    if sees_gpu.get("torch"):
-        return BackendChoice("torch", "auto: TensorFlow sees no GPU (no CUDA libraries it can "
-                                      "load), PyTorch does")
+    for backend, name in (("torch", "PyTorch"), ("jax", "JAX")):
+        if sees_gpu.get(backend):
+            return BackendChoice(backend, "auto: TensorFlow sees no GPU (no CUDA libraries it "
+                                          f"can load), {name} does")
     return BackendChoice("tensorflow", "auto: a GPU is there but no installed back end can use "
                                        "it; training on the CPU")
 
@@ -79,6 +81,10 @@ def _sees_gpu(backend: str) -> bool | None:
         import tensorflow as tf
 
         return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
     import torch
 
     return torch.cuda.is_available()
@@ -154,6 +160,23 @@ def limit_threads(n: int, backend: str | None = None) -> None:
             torch.set_num_interop_threads(max(2, n))
         except RuntimeError:  # settable once, before any parallel work: the compute pool counts
             pass
+    elif backend == "jax":
+        _pin_to_cpus(n)
+
+
+def _pin_to_cpus(n: int) -> None:
+    """Run this process on ``n`` of the CPUs it may use (all of them if fewer).
+
+    XLA's CPU client has no thread-count setting: it sizes its pool from the process's CPU
+    affinity when the JAX back end starts (jax-ml/jax#1539), so this must run before the
+    first JAX operation. Which ``n`` depends on the process id, so that jobs started side by
+    side mostly land on different CPUs.
+    """
+    usable = sorted(os.sched_getaffinity(0))
+    if n >= len(usable):
+        return
+    start = os.getpid() % len(usable)
+    os.sched_setaffinity(0, [usable[(start + i) % len(usable)] for i in range(n)])
 
 
 def cpu_threads(backend: str | None = None) -> int:
@@ -202,13 +225,14 @@ def resolve_precision(precision: str, n_gpus: int) -> str:
 
 
 def resolve_jit(jit_compile: str | bool, n_gpus: int, backend: str = "tensorflow") -> bool:
-    """``auto``: XLA on a GPU with TensorFlow only.
+    """``auto``: XLA on a GPU with TensorFlow, always with JAX.
 
-    Measured: XLA slows 3D training and inference on this CPU; on the torch
-    back end ``jit_compile`` means ``torch.compile``, which Keras marks experimental.
+    Measured: XLA slows TensorFlow's 3D training and inference on a CPU; on the torch
+    back end ``jit_compile`` means ``torch.compile``, which Keras marks experimental. JAX
+    without ``jit`` runs every operation on its own from Python: XLA is how it computes.
     """
     if jit_compile == "auto":
-        return n_gpus > 0 and backend == "tensorflow"
+        return backend == "jax" or (n_gpus > 0 and backend == "tensorflow")
     if isinstance(jit_compile, bool):
         return jit_compile
     raise ValueError(f"jit_compile must be auto, true or false, got {jit_compile!r}")
@@ -228,6 +252,10 @@ def make_deterministic(seed: int) -> None:
         import torch
 
         torch.use_deterministic_algorithms(True, warn_only=True)
+    elif backend == "jax":  # XLA on a CPU is deterministic; on a GPU, read when JAX starts it
+        flag = "--xla_gpu_deterministic_ops=true"
+        if flag not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
 
 def replica_scope(n_gpus: int) -> contextlib.AbstractContextManager:

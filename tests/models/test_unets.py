@@ -1,12 +1,8 @@
-"""U-Net builders: shapes, dtypes, save/load, learning on toy data, torch back end."""
+"""U-Net builders: shapes, dtypes, save/load, learning on toy data (on the other Keras back ends
+too: tests/test_backends.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -17,6 +13,9 @@ from brats_unet.models.unets import (
     UNet,
     build_model,
     count_trainable_parameters,
+    logits_model,
+    resolve_data_format,
+    with_data_format,
 )
 from brats_unet.training.losses import SoftDiceBCELoss, region_dice_metrics
 
@@ -129,6 +128,37 @@ def test_save_load_round_trip(tmp_path, name, options):
     assert set(scores) == {"loss", "dice_wt", "dice_tc", "dice_et"}
 
 
+@pytest.mark.parametrize("name, options", [("unet2d", {}), ("resunet3d", {"norm": "instance"})])
+def test_channels_first_computes_the_same_function_and_saves_channels_last(tmp_path, name,
+                                                                            options):
+    last = build_model(name, **SMALL, **options)
+    first = with_data_format(last, "channels_first")
+    assert first.data_format == "channels_first" and first.get_config()["data_format"] == (
+        "channels_first")
+    assert first.get_layer("to_channels_first") is not None
+    # the same weights, in and out channels last: the same probabilities, logits and loss view
+    x = _random_input(name)
+    np.testing.assert_allclose(first.predict_on_batch(x), last.predict_on_batch(x), atol=1e-5)
+    assert logits_model(first).output.shape == logits_model(last).output.shape
+    back = with_data_format(first, "channels_last")
+    assert back.get_config() == last.get_config() and with_data_format(back, "channels_last") is back
+    path = tmp_path / "m.keras"
+    back.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict_on_batch(x), first.predict_on_batch(x), atol=1e-5)
+
+
+def test_unknown_data_format_is_refused():
+    assert resolve_data_format("auto", "torch") == "channels_first"
+    assert resolve_data_format("auto", "tensorflow") == resolve_data_format("auto", "jax") == (
+        "channels_last")
+    assert resolve_data_format("channels_last", "torch") == "channels_last"
+    with pytest.raises(ValueError, match="data_format must be one of"):
+        build_model("unet3d", **SMALL, data_format="NCDHW")
+    with pytest.raises(ValueError, match="data_format must be auto or one of"):
+        resolve_data_format("channels_middle", "torch")
+
+
 def _spheres(n: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Toy cases: nested balls (WT > TC > ET) that raise channels 0, 1, 2, plus noise."""
     rng = np.random.default_rng(seed)
@@ -158,20 +188,3 @@ def test_model_learns_toy_regions(name, shape, n_cases, steps):
     history = model.fit(x, y, batch_size=n_cases, epochs=steps, verbose=0)
     assert history.history["dice_wt"][-1] > 0.8
     assert history.history["loss"][-1] < history.history["loss"][0]
-
-
-@pytest.mark.skipif(keras.backend.backend() == "torch", reason="already on the torch back end")
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
-def test_models_losses_loaders_on_torch_backend():
-    # Keras picks its back end once per process, so rerun these tests in a fresh one.
-    tests = Path(__file__).parents[1]
-    env = {**os.environ, "KERAS_BACKEND": "torch"}
-    result = subprocess.run(
-        # -n 0: in this one process, not in pyproject's two xdist workers
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
-         str(tests / "models/test_unets.py"), str(tests / "training/test_losses.py"),
-         # The other loader tests are numpy only.
-         str(tests / "training/test_loaders.py") + "::test_keras_fit_with_sync_epoch"],
-        env=env, cwd=tests.parent, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

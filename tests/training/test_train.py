@@ -129,7 +129,7 @@ def _epoch_backed_up(state: Path) -> bool:
 
 
 def test_killed_training_resumes_at_the_next_epoch(cases, tmp_path: Path):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # this run's back end (conftest)
     cmd = _train_command(cases, tmp_path, epochs=3, steps=6)
     stderr = open(tmp_path / "stderr.txt", "w")  # a file: a pipe nobody reads could fill up
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -182,3 +182,20 @@ def test_same_seed_gives_the_same_weights_bit_for_bit(cases, tmp_path: Path, cap
     assert len(weights[0]) == len(weights[1])
     for first, second in zip(*weights):
         np.testing.assert_array_equal(first, second)
+
+
+def test_a_model_trained_channels_first_is_saved_channels_last(cases, tmp_path: Path):
+    import keras
+
+    import brats_unet.models.unets  # noqa: F401  (registers the model class for loading)
+    from brats_unet.training.train import train_model
+
+    settings = settings_for("unet3d", dict(TRAINING, epochs=1, steps_per_epoch=1,
+                                           data_format="channels_first"), MODEL_3D)
+    summary = train_model("unet3d", settings, train_dirs=cases[:2], validation_dirs=cases[2:],
+                          weights_path=tmp_path / "m.keras", history_path=tmp_path / "h.csv",
+                          summary_path=tmp_path / "s.json", state_dir=tmp_path / "state")
+    assert summary.settings["data_format"] == "channels_first"
+    model = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert model.get_config()["data_format"] == "channels_last"
+    assert "to_channels_first" not in [layer.name for layer in model.layers]

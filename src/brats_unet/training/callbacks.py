@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from brats_unet.labels import REGIONS
+from brats_unet.models.unets import with_data_format
 from brats_unet.training.loaders import PatchDataset, SyncEpoch
 from brats_unet.training.resume import BACKUP_DIR, BEST_FILE, HISTORY_FILE
 from brats_unet.training.settings import TrainingSettings
@@ -63,7 +64,8 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.best = value
             # Keras wants the .keras suffix, so write beside and rename.
             partial = self.path.with_name(f".partial-{self.path.name}")
-            self.to_save.save(partial)
+            # the file channels last whatever the layout trained in: every back end runs it
+            with_data_format(self.to_save, "channels_last").save(partial)
             os.replace(partial, self.path)
 
 

@@ -27,6 +27,7 @@ class TrainingSettings:
     batch_dice: bool = True
     precision: str = "auto"
     jit_compile: str | bool = "auto"
+    data_format: str = "auto"  # the layers' layout: models.unets.resolve_data_format
     seed: int = 0
     loader_workers: int = 1
     model_options: dict[str, Any] = field(default_factory=dict)

@@ -17,7 +17,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import keras
@@ -29,6 +29,7 @@ from brats_unet.models.unets import (
     build_model,
     count_trainable_parameters,
     logits_model,
+    resolve_data_format,
     spatial_dims_of,
 )
 from brats_unet.runtime import (
@@ -105,7 +106,9 @@ def build_for_training(model_name: str, settings: TrainingSettings, *, jit: bool
     the TensorFlow back end: a mirrored strategy (:func:`brats_unet.runtime.replica_scope`).
     """
     with replica_scope(n_gpus):
-        model = build_model(model_name, **settings.model_options)
+        model = build_model(model_name, data_format=resolve_data_format(settings.data_format,
+                                                                     keras.backend.backend()),
+                            **settings.model_options)
         trainer = logits_model(model)
         trainer.compile(
             optimizer=keras.optimizers.Adam(learning_rate(settings)),
@@ -172,6 +175,9 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
         raise ValueError(f"{model_name}: training needs training and validation subjects "
                          f"(got {len(train_dirs)} and {len(validation_dirs)})")
     weights_path, history_path, state_dir = Path(weights_path), Path(history_path), Path(state_dir)
+    # the layout the job computes in, recorded in the summary's settings
+    settings = replace(settings, data_format=resolve_data_format(settings.data_format,
+                                                                 keras.backend.backend()))
     n_gpus = gpu_count()
     precision = resolve_precision(settings.precision, n_gpus)
     jit = resolve_jit(settings.jit_compile, n_gpus, keras.backend.backend())
@@ -184,8 +190,8 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
 
     make_deterministic(settings.seed)
     keras.mixed_precision.set_dtype_policy(precision)
-    log.info("%s: back end %s, %d GPU(s), precision %s, XLA %s, %s", model_name,
-             keras.backend.backend(), n_gpus, precision, jit,
+    log.info("%s: back end %s, %d GPU(s), precision %s, XLA %s, %s, %s", model_name,
+             keras.backend.backend(), n_gpus, precision, jit, settings.data_format,
              "resuming from the last backup" if resuming else "starting")
 
     model, trainer = build_for_training(model_name, settings, jit=jit, n_gpus=n_gpus)
