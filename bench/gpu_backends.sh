@@ -13,7 +13,7 @@
 # The GPU machine has PyTorch and JAX but no Keras: carry Keras and what it needs as wheels.
 # Here, once, in the repository root:
 #   echo /.whl/ >> .git/info/exclude
-#   for w in keras==3.15.1 namex==0.1.0 optree==0.17.0 nibabel==5.4.2; do
+#   for w in keras==3.15.1 namex==0.1.0 optree==0.20.0 nibabel==5.4.2; do
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #       --platform manylinux2014_x86_64 -d .whl "$w"; done

@@ -23,7 +23,6 @@ import keras
 from brats_unet.labels import REGIONS
 from brats_unet.training.settings import TrainingSettings
 from brats_unet.training.train import train_model
-
 from gpu_training import make_cases  # bench/ is sys.path[0] when this file runs
 
 #: Above this difference in validation Dice from float32 a precision fails the check.

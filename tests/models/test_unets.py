@@ -3,7 +3,6 @@ too: tests/test_backends.py)."""
 
 from __future__ import annotations
 
-
 import keras
 import numpy as np
 import pytest

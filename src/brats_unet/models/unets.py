@@ -112,6 +112,27 @@ def _check_arguments(spatial_dims: int, norm: str, depth: int, data_format: str)
         raise ValueError(f"depth must be >= 1, got {depth}")
 
 
+def _u_layers(spatial_dims, in_channels, base_filters, depth, **block_options):
+    """``(encoder, ups, concats, decoder)``: the U-path's blocks and layers, per level."""
+    data_format = block_options["data_format"]
+    up_conv = partial((layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial_dims - 2],
+                      data_format=data_format)
+    filters = [base_filters * 2**level for level in range(depth)]
+    encoder = [  # every level but the first starts by halving the resolution
+        _ConvBlock(spatial_dims, c_in, c_out, strides=1 if level == 0 else 2,
+                   name=f"enc{level}", **block_options)
+        for level, (c_in, c_out) in enumerate(zip([in_channels] + filters, filters))
+    ]
+    ups = [up_conv(filters[level], 2, strides=2, name=f"up{level}") for level in range(depth - 1)]
+    concats = [layers.Concatenate(axis=_channel_axis(data_format), name=f"skip{level}")
+               for level in range(depth - 1)]
+    decoder = [  # input: upsampled features concatenated with the skip
+        _ConvBlock(spatial_dims, 2 * f, f, name=f"dec{level}", **block_options)
+        for level, f in enumerate(filters[:-1])
+    ]
+    return encoder, ups, concats, decoder
+
+
 def _u_path(image, encoder, ups, concats, decoder):
     """Down through ``encoder``, keeping each level's output as a skip, then up through
     ``ups`` and ``decoder``, each level concatenating the upsampled features with its skip."""
@@ -171,28 +192,9 @@ class UNet(keras.Model):
         _check_arguments(spatial_dims, norm, depth, data_format)
         # === Layers ===
         conv = partial((layers.Conv2D, layers.Conv3D)[spatial_dims - 2], data_format=data_format)
-        up_conv = partial((layers.Conv2DTranspose, layers.Conv3DTranspose)[spatial_dims - 2],
-                          data_format=data_format)
-        filters = [base_filters * 2**level for level in range(depth)]
-        block_options = {"residual": residual, "norm": norm, "norm_momentum": norm_momentum,
-                         "dropout": dropout, "data_format": data_format}
-        encoder = [  # every level but the first starts by halving the resolution
-            _ConvBlock(
-                spatial_dims, c_in, c_out, strides=1 if level == 0 else 2,
-                name=f"enc{level}", **block_options,
-            )
-            for level, (c_in, c_out) in enumerate(zip([in_channels] + filters, filters))
-        ]
-        ups = [
-            up_conv(filters[level], 2, strides=2, name=f"up{level}")
-            for level in range(depth - 1)
-        ]
-        concats = [layers.Concatenate(axis=_channel_axis(data_format), name=f"skip{level}")
-                   for level in range(depth - 1)]
-        decoder = [  # input: upsampled features concatenated with the skip
-            _ConvBlock(spatial_dims, 2 * f, f, name=f"dec{level}", **block_options)
-            for level, f in enumerate(filters[:-1])
-        ]
+        encoder, ups, concats, decoder = _u_layers(
+            spatial_dims, in_channels, base_filters, depth, residual=residual, norm=norm,
+            norm_momentum=norm_momentum, dropout=dropout, data_format=data_format)
         # Logits and sigmoid apart, so training can use the stable loss on logits.
         # Tumour is a few percent of a volume: starting every voxel at that
         # prior (sigmoid(-4) ~ 0.02) instead of 0.5 keeps the first steps from

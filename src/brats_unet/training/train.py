@@ -156,6 +156,15 @@ def training_summary(model_name: str, settings: TrainingSettings, *, model: kera
     })
 
 
+def _keep_best(model_name: str, best_path: Path, weights_path: Path, state_history: Path) -> None:
+    """Copy the run's best checkpoint to ``weights_path``, all or nothing."""
+    if not best_path.exists():
+        raise RuntimeError(f"{model_name}: no checkpoint was written (validation Dice never "
+                           f"computed?); see {state_history}")
+    with atomic_path(weights_path) as tmp:
+        shutil.copyfile(best_path, tmp)
+
+
 def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list[Path],
                 validation_dirs: list[Path], weights_path: Path, history_path: Path,
                 summary_path: Path, state_dir: Path,
@@ -175,12 +184,11 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
         raise ValueError(f"{model_name}: training needs training and validation subjects "
                          f"(got {len(train_dirs)} and {len(validation_dirs)})")
     weights_path, history_path, state_dir = Path(weights_path), Path(history_path), Path(state_dir)
+    backend, n_gpus = keras.backend.backend(), gpu_count()
     # the layout the job computes in, recorded in the summary's settings
-    settings = replace(settings, data_format=resolve_data_format(settings.data_format,
-                                                                 keras.backend.backend()))
-    n_gpus = gpu_count()
+    settings = replace(settings, data_format=resolve_data_format(settings.data_format, backend))
     precision = resolve_precision(settings.precision, n_gpus)
-    jit = resolve_jit(settings.jit_compile, n_gpus, keras.backend.backend())
+    jit = resolve_jit(settings.jit_compile, n_gpus, backend)
     stamp = fingerprint(model_name, settings, [p.name for p in train_dirs],
                         [p.name for p in validation_dirs])
     resuming = prepare_state_dir(state_dir, stamp)
@@ -191,7 +199,7 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
     make_deterministic(settings.seed)
     keras.mixed_precision.set_dtype_policy(precision)
     log.info("%s: back end %s, %d GPU(s), precision %s, XLA %s, %s, %s", model_name,
-             keras.backend.backend(), n_gpus, precision, jit, settings.data_format,
+             backend, n_gpus, precision, jit, settings.data_format,
              "resuming from the last backup" if resuming else "starting")
 
     model, trainer = build_for_training(model_name, settings, jit=jit, n_gpus=n_gpus)
@@ -206,11 +214,7 @@ def train_model(model_name: str, settings: TrainingSettings, *, train_dirs: list
                 verbose=2)
     seconds = time.perf_counter() - start
 
-    if not best_path.exists():
-        raise RuntimeError(f"{model_name}: no checkpoint was written (validation Dice never "
-                           f"computed?); see {state_history}")
-    with atomic_path(weights_path) as tmp:
-        shutil.copyfile(best_path, tmp)
+    _keep_best(model_name, best_path, weights_path, state_history)
     history = write_history(state_history, history_path)
     summary = training_summary(model_name, settings, model=model, history=history,
                                precision=precision, jit=jit, n_gpus=n_gpus, seconds=seconds,
