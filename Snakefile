@@ -39,6 +39,8 @@ rule all:
         every_model_file(".keras"),
         rules.tables.output,
         "reports/report.html",
+        # each followed patient's change between two scans, where there are pairs
+        ["results/longitudinal.csv"] if PAIRS else [],
         # subjects without a label map are predicted, not scored
         lambda wildcards: expand(
             "results/predictions/{predictor}/{subject}.nii.gz",

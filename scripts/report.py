@@ -18,6 +18,8 @@ with job_log(snakemake.log[0]) as log:
         predictions=inputs.predictions, config=params.config, repo_dir=Path(params.repo_dir),
         figures_dir=Path(snakemake.output.figures), label_convention=params.label_convention,
         flair_channel=params.flair_channel,
+        longitudinal=inputs.longitudinal[0] if inputs.longitudinal else None,
+        longitudinal_scans=params.longitudinal_scans,
     )
     with atomic_path(snakemake.output.html) as tmp:
         tmp.write_text(html)

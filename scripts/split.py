@@ -11,8 +11,9 @@ with job_log(snakemake.log[0]) as log:
     split = make_split(
         labelled, seed=p.seed, test_fraction=p.test_fraction,
         validation_fraction=p.validation_fraction, n_folds=p.n_folds,
-        unlabelled=unlabelled,
+        unlabelled=unlabelled, longitudinal=p.longitudinal,
     )
     write_json(split, snakemake.output[0])
-    log.info("train %d, validation %d, test %d, unlabelled %d", len(split["train"]),
-             len(split["validation"]), len(split["test"]), len(split["unlabelled"]))
+    log.info("train %d, validation %d, test %d, unlabelled %d, longitudinal %d",
+             len(split["train"]), len(split["validation"]), len(split["test"]),
+             len(split["unlabelled"]), len(split["longitudinal"]))

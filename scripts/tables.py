@@ -16,7 +16,8 @@ with job_log(snakemake.log[0]) as log:
     tables = build_tables(
         [pd.read_csv(path) for path in snakemake.input.metrics], summaries,
         [pd.read_csv(path) for path in snakemake.input.calibration],
-        intervals=IntervalSettings(**snakemake.params.volume_intervals),
+        intervals=IntervalSettings(**snakemake.params.volume_intervals,
+                                   change_coverage=snakemake.params.change_coverage),
         bootstrap_samples=snakemake.params.bootstrap_samples, seed=snakemake.params.seed,
     )
     tables["lesions"] = pd.concat([pd.read_csv(path) for path in snakemake.input.lesions],

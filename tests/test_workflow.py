@@ -27,7 +27,8 @@ _TINY_3D = {"architecture": {"base_filters": 4, "depth": 3}, "patch_size": [16, 
             "batch_size": 2}
 TINY = {
     "synthetic": {"n_subjects": 4, "seed": 1, "shape": [40, 40, 28],
-                  "spacing_mm": [5.0, 5.0, 5.5], "no_et_probability": 0.25},
+                  "spacing_mm": [5.0, 5.0, 5.5], "no_et_probability": 0.25,
+                  "longitudinal_pairs": 0},
     "training": {"epochs": 1, "steps_per_epoch": 2},
     "models": {
         "unet2d": {"architecture": {"base_filters": 4, "depth": 3}, "patch_size": [32, 32],
@@ -281,7 +282,8 @@ def test_segment_one_new_patient(finished_study: Path, tmp_path: Path):
          "--out", str(out)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = dict(line.split("\t")[:2] for line in result.stdout.splitlines() if "\t" in line)
-    assert set(lines) == {"WT", "TC", "ET"} and all(v.endswith(" ml") for v in lines.values())
+    assert set(lines) == {"WT", "TC", "ET", "NCR"}  # NCR: the necrotic core
+    assert all(v.endswith(" ml") for v in lines.values())
     assert "no --calibration given" in result.stdout
     source = nib.load(folder / f"{subject}_flair.nii.gz")
     written = nib.load(out)

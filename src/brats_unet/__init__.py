@@ -5,9 +5,10 @@ and from the shared modules (``tests/test_layout.py`` holds this):
 
 - ``data``: ``datasets`` (each BraTS release's and the Decathlon's layout, names and labels;
   ``auto``), ``subjects`` (finding subjects), ``validation`` (checking them), ``qc`` (the QC
-  table), ``split`` (patient-level split), ``synthetic`` (generated BraTS-format cases:
-  ``anatomy``, the brain, tumour and contrasts; ``template``, the same on the MNI152 brain;
-  ``generate``, the cases and their files).
+  table), ``split`` (patient-level split), ``pairs`` (the longitudinal pairs table),
+  ``synthetic`` (generated BraTS-format cases: ``anatomy``, the brain, tumour and contrasts;
+  ``template``, the same on the MNI152 brain; ``generate``, the cases and their files;
+  ``longitudinal``, a patient's second scan: the tumour scaled, the head moved).
 - ``preprocessing``: ``cases`` (brain mask, crop, z-score, the preprocessed case's files),
   ``properties`` (``properties.json``, the case's typed record).
 - ``models``: ``unets`` (the three U-Net variants), ``windows`` (how a model sees a whole case:
@@ -25,11 +26,13 @@ and from the shared modules (``tests/test_layout.py`` holds this):
   dialects' columns and lesion rows), ``comparison`` (paired tests and the verdicts drawn from
   them), ``intervals`` (split-conformal volume intervals), ``cross_validation`` (the
   predictors' tables: folds, fold ensemble, out of fold), ``scoring`` (per-case scores and the
-  benchmark tables); no Keras.
+  benchmark tables), ``longitudinal`` (the change between two scans of a patient, its
+  intervals and its call); no Keras.
 - ``reporting``: ``figures``, ``overlays`` (three-plane example cases), ``discussion`` (the
   prose, phrasing ``comparison``'s verdicts), ``provenance``, ``page`` (HTML), ``dialect_section``
   (the dialects side by side, lesion detection), ``cv_section`` (cross-validation and volume
-  intervals), ``report`` (the page's sections); no Keras.
+  intervals), ``longitudinal_section`` (each followed patient's change), ``report`` (the
+  page's sections); no Keras.
 
 Shared modules: ``io`` (NIfTI and atomic files), ``labels`` (label conventions, regions),
 ``runtime`` (back end, threads, GPUs, precision, XLA, determinism), ``logs`` (job logs),

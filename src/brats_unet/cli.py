@@ -96,6 +96,50 @@ def _segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval_text(value: float, low: float, high: float, digits: int = 2) -> str:
+    top = "inf" if high == float("inf") else f"{high:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {top}]"
+
+
+def _change(args: argparse.Namespace) -> int:
+    import os
+
+    if args.backend or "KERAS_BACKEND" not in os.environ:
+        from brats_unet.runtime import resolve_backend
+
+        resolve_backend(args.backend or "auto")
+    from brats_unet.data.validation import InvalidSubject
+    from brats_unet.evaluation.longitudinal import ChangeThresholds
+    from brats_unet.segment import change_between
+
+    try:
+        table = change_between(
+            args.model, args.before, args.after, args.out, calibration=args.calibration,
+            dataset=args.dataset, patch_size=args.patch, overlap=args.overlap,
+            mirror=args.mirror, thresholds=ChangeThresholds(args.progression_ratio,
+                                                            args.response_ratio))
+    except InvalidSubject as err:
+        print(f"brats-unet change: {err.problem.file}: {err.problem.problem}", file=sys.stderr)
+        return 2
+    first = table.iloc[0]
+    coverage = (f"{first['coverage']:.0%} intervals" if first["coverage"] == first["coverage"]
+                else "no --calibration: unbounded intervals")
+    print(f"{first['baseline']} -> {first['follow_up']}: ml and volume ratio, {coverage}; "
+          f"progression above x{args.progression_ratio:g}, response below "
+          f"x{args.response_ratio:g} (volumetric RANO equivalents; a measurement aid, not a "
+          f"response assessment); segmentations in {args.out}")
+    print("region\tbefore ml\tafter ml\tchange ml\tratio\tcall")
+    for r in table.itertuples():
+        print("\t".join([r.region, _interval_text(r.volume_before_ml, r.volume_before_low_ml,
+                                                   r.volume_before_high_ml),
+                         _interval_text(r.volume_after_ml, r.volume_after_low_ml,
+                                        r.volume_after_high_ml),
+                         _interval_text(r.change_ml, r.change_low_ml, r.change_high_ml),
+                         _interval_text(r.ratio, r.ratio_low, r.ratio_high), r.call]))
+    table.to_csv(args.out / "change.csv", index=False)
+    return 0
+
+
 def _publish_weights(args: argparse.Namespace) -> int:
     import yaml
 
@@ -193,6 +237,35 @@ def _add_segment(sub) -> None:
     seg.set_defaults(func=_segment)
 
 
+def _add_change(sub) -> None:
+    cha = sub.add_parser("change", help="how much one patient's tumour changed between two "
+                         "scans: each region's volumes, change and ratio with intervals, and "
+                         "the call")
+    cha.add_argument("--model", type=Path, required=True, action="append",
+                     help="a trained .keras model; repeat it for a model's folds (ensemble)")
+    cha.add_argument("--before", type=Path, required=True,
+                     help="the baseline: a BraTS subject folder (four contrasts)")
+    cha.add_argument("--after", type=Path, required=True, help="the follow-up's subject folder")
+    cha.add_argument("--calibration", type=Path,
+                     help="a run's results/volume_calibration.csv with change rules (a run with "
+                          "longitudinal pairs); without it the intervals are unbounded")
+    cha.add_argument("--out", type=Path, required=True,
+                     help="folder for both segmentations and change.csv")
+    cha.add_argument("--progression-ratio", type=float, default=1.40,
+                     help="volume ratio above which to call progression (default 1.40: RANO's "
+                          "+25%% in two diameters' product, for a sphere)")
+    cha.add_argument("--response-ratio", type=float, default=0.35,
+                     help="volume ratio below which to call response (default 0.35: RANO's "
+                          "-50%%)")
+    cha.add_argument("--patch", type=int, nargs=3, metavar=("Z", "Y", "X"))
+    cha.add_argument("--overlap", type=float, default=0.5)
+    cha.add_argument("--mirror", action="store_true", help="test-time flips")
+    cha.add_argument("--dataset", choices=sorted(DATASETS), default="brats2020",
+                     help="the folders' naming and label values (default brats2020)")
+    cha.add_argument("--backend", choices=("auto", "tensorflow", "torch", "jax"))
+    cha.set_defaults(func=_change)
+
+
 def _add_doctor(sub) -> None:
     doc = sub.add_parser("doctor", help="what this machine gives the pipeline: CPU, GPUs each "
                          "Keras back end sees, the back end, precision and XLA a job would use")
@@ -221,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_qc(sub)
     _add_segment(sub)
+    _add_change(sub)
     _add_doctor(sub)
     _add_publish_weights(sub)
     return parser

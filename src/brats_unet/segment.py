@@ -19,10 +19,12 @@ import pandas as pd
 
 import brats_unet.models.unets  # noqa: F401
 import brats_unet.training.losses  # noqa: F401  (registers the custom objects for loading)
-from brats_unet.data.subjects import CONTRASTS, SubjectFiles
+from brats_unet.data.datasets import resolve_dataset
+from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles, classify_folder
 from brats_unet.data.validation import load_subject
-from brats_unet.evaluation.intervals import rule_of
-from brats_unet.evaluation.volumetry import region_volumes_ml
+from brats_unet.evaluation.intervals import CALIBRATION_COLUMNS, rule_of, rules_for
+from brats_unet.evaluation.longitudinal import ChangeThresholds, change_table, scan_volumes
+from brats_unet.evaluation.volumetry import tissue_volumes_ml
 from brats_unet.inference.batches import BATCH_RECORD, ERROR_SUFFIX, PROBABILITIES_SUFFIX
 from brats_unet.inference.predict import (
     labels_in_input_space,
@@ -177,8 +179,8 @@ def segment_new_patient(model_paths: Sequence[str | os.PathLike],
     ``calibration`` (a run's ``results/volume_calibration.csv``) each volume gets its
     interval, from the rule of the models' architecture (all models must share it).
 
-    Returns the region volumes in ml (from the input's pixdim), their intervals (``None``
-    without calibration), the architecture and the seconds taken.
+    Returns the volumes in ml (from the input's pixdim) of the regions and the necrotic core
+    (NCR), their intervals (``None`` without calibration), the architecture and the seconds.
     """
     if not model_paths:
         raise ValueError("no model given")
@@ -201,7 +203,7 @@ def segment_new_patient(model_paths: Sequence[str | os.PathLike],
     labels = _labels(mean, case.image, case.properties, **inference)
     seconds = time.perf_counter() - start
     write_segmentation(labels, case.properties, out_path, label_convention=label_convention)
-    volumes = region_volumes_ml(labels, loaded.geometry.pixdim)
+    volumes = tissue_volumes_ml(labels, loaded.geometry.pixdim)
     present = region_masks(labels).any(axis=(0, 1, 2))
     intervals = None
     if calibration is not None:
@@ -211,16 +213,18 @@ def segment_new_patient(model_paths: Sequence[str | os.PathLike],
 
 
 def volume_intervals(volumes_ml: dict[str, float], calibration: str | os.PathLike,
-                     architectures: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """Region -> ``(low, high, coverage)`` from the calibration table's rules of the one
-    architecture in ``architectures``."""
+                     architectures: Sequence[str], purpose: str = "volume",
+                     ) -> dict[str, tuple[float, float, float]]:
+    """Region -> ``(low, high, coverage)`` from the calibration table's rules for ``purpose``
+    (:data:`~brats_unet.evaluation.intervals.PURPOSES`) of the one architecture in
+    ``architectures``."""
     if len(architectures) != 1:
         raise ValueError(f"the models are of several architectures ({', '.join(architectures)}): "
                          "no calibrated volume interval covers an ensemble across models")
-    table = pd.read_csv(calibration)
+    table = rules_for(pd.read_csv(calibration), purpose)
     rows = table[table["model"] == architectures[0]]
     if rows.empty:
-        raise ValueError(f"{calibration}: no volume calibration of {architectures[0]} "
+        raise ValueError(f"{calibration}: no {purpose} calibration of {architectures[0]} "
                          f"(it has {', '.join(sorted(table['model'].unique()))})")
     out = {}
     for _, row in rows.iterrows():
@@ -228,3 +232,49 @@ def volume_intervals(volumes_ml: dict[str, float], calibration: str | os.PathLik
             low, high = rule_of(row).interval([volumes_ml[row["region"]]])
             out[row["region"]] = (float(low[0]), float(high[0]), float(row["coverage"]))
     return out
+
+
+def subject_folder_files(folder: str | os.PathLike, dataset: str = "brats2020") -> SubjectFiles:
+    """The four contrasts (and label map, if any) of one BraTS subject folder, named as
+    ``dataset`` names them; a ``ValueError`` saying what is wrong otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder (a BraTS subject folder of four contrasts)")
+    found = classify_folder(folder.name, folder, sorted(p.name for p in folder.iterdir()),
+                            resolve_dataset(dataset, folder.parent))
+    if isinstance(found, Problem):
+        raise ValueError(f"{folder}: {found.file}: {found.problem}")
+    return found
+
+
+def change_between(model_paths: Sequence[str | os.PathLike], before: str | os.PathLike,
+                   after: str | os.PathLike, out_dir: str | os.PathLike, *,
+                   calibration: str | os.PathLike | None, dataset: str = "brats2020",
+                   thresholds: ChangeThresholds = ChangeThresholds(),
+                   **options) -> pd.DataFrame:
+    """Segment two scans of one patient (subject folders) with the models, write both
+    segmentations to ``out_dir``, and return each region's change (:func:`change_table`) with
+    the intervals of ``calibration``'s change rules (unbounded without one)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, scans = [], {}
+    for role, folder in (("before", before), ("after", after)):
+        files = subject_folder_files(folder, dataset)
+        convention = resolve_dataset(dataset, Path(folder).parent).name
+        path = out_dir / f"{files.subject}.{role}.nii.gz"
+        result = segment_new_patient(model_paths, files.images, path,
+                                     label_convention=convention, **options)
+        scans[role] = files.subject
+        rows += scan_volumes(result["architecture"][0], files.subject, path, files.label,
+                             label_convention=convention)
+    if scans["before"] == scans["after"]:
+        raise ValueError(f"--before and --after are the same subject ({scans['before']})")
+    rules = pd.DataFrame(columns=CALIBRATION_COLUMNS)
+    if calibration is not None:
+        rules = rules_for(pd.read_csv(calibration), "change")
+        if rules.empty:
+            raise ValueError(f"{calibration}: no change rules (the run had no longitudinal "
+                             "pairs; its tables rule writes them where there are)")
+    pairs = pd.DataFrame([{"patient": scans["before"], "baseline": scans["before"],
+                           "follow_up": scans["after"]}])
+    return change_table(pairs, pd.DataFrame(rows), rules, thresholds=thresholds)

@@ -1,6 +1,6 @@
 import pytest
 
-from brats_unet.data.split import make_split
+from brats_unet.data.split import make_split, prediction_plan
 
 SUBJECTS = [f"BraTS20_Training_{i:03d}" for i in range(1, 21)]
 
@@ -60,3 +60,19 @@ def test_bad_settings_are_clear_errors(kwargs, message):
     subjects = kwargs.pop("subjects")
     with pytest.raises(ValueError, match=message):
         make_split(subjects, seed=0, **kwargs)
+
+
+def test_longitudinal_scans_are_only_predicted_never_trained_validated_or_tested():
+    labelled = [f"s{i:02d}" for i in range(12)]
+    followed = ["s03", "s07", "u1", "gone"]  # "gone": excluded by QC, in neither list
+    split = make_split(labelled, seed=1, n_folds=3, unlabelled=["u1", "u2"],
+                       longitudinal=followed)
+    assert split["longitudinal"] == ["s03", "s07", "u1"]
+    used = split["train"] + split["validation"] + split["test"] + split["unlabelled"]
+    assert not set(used) & set(followed)
+    assert split["unlabelled"] == ["u2"]
+    # the other subjects split as if the followed scans were never there
+    plain = make_split([s for s in labelled if s not in followed], seed=1, n_folds=3)
+    assert split["test"] == plain["test"] and split["folds"] == plain["folds"]
+    plan = prediction_plan("unet3d", split)
+    assert plan["s03"] == plan["u1"] == ["unet3d.fold0", "unet3d.fold1", "unet3d.fold2"]

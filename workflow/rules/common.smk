@@ -1,9 +1,11 @@
 # The subject table, computed once when the workflow is parsed, and input functions.
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from brats_unet.data.datasets import resolve_dataset
+from brats_unet.data.pairs import pair_subjects, read_pairs
 from brats_unet.data.split import (
     ENSEMBLE,
     architecture_of,
@@ -19,6 +21,7 @@ from brats_unet.data.subjects import (
     raw_subject_files,
 )
 from brats_unet.data.synthetic import subject_name
+from brats_unet.data.synthetic.longitudinal import pair_rows, plan_follow_ups
 from brats_unet.inference.batches import take_from_batch
 from brats_unet.training.summary import read_training_summary
 from brats_unet.training.weights import missing_files, model_files
@@ -40,10 +43,30 @@ def chosen_dataset():
 DATASET = chosen_dataset()
 
 
+def synthetic_follow_ups():
+    """The synthetic pairs' follow-ups (their baselines: the cases after n_subjects)."""
+    synthetic = config["synthetic"]
+    try:
+        return plan_follow_ups(
+            synthetic.get("longitudinal_pairs", 0),
+            seed=synthetic["seed"],
+            first_index=synthetic["n_subjects"] + 1,
+            shape=synthetic["shape"],
+            spacing_mm=synthetic["spacing_mm"],
+        )
+    except ValueError as err:
+        raise WorkflowError(f"config synthetic.longitudinal_pairs: {err}") from None
+
+
+FOLLOW_UPS = [] if config["data_dir"] else synthetic_follow_ups()
+
+
 def synthetic_subjects():
+    n_cases = config["synthetic"]["n_subjects"] + len(FOLLOW_UPS)
+    indices = [*range(1, n_cases + 1), *(plan.index for plan in FOLLOW_UPS)]
     subjects = [
         raw_subject_files(SYNTHETIC_DIR, subject_name(index, DATASET), dataset=DATASET)
-        for index in range(1, config["synthetic"]["n_subjects"] + 1)
+        for index in indices
     ]
     return subjects, []
 
@@ -67,6 +90,22 @@ def real_subjects():
 
 SUBJECTS, DISCOVERY_EXCLUDED = real_subjects() if config["data_dir"] else synthetic_subjects()
 SUBJECT_FILES = {s.subject: s for s in SUBJECTS}
+# a synthetic follow-up's plan, by subject, for its synthesis job
+FOLLOW_UP_PLANS = {subject_name(p.index, DATASET): asdict(p) for p in FOLLOW_UPS}
+
+
+def longitudinal_pairs():
+    """The pairs to compare: config longitudinal.pairs (a TSV), else the synthetic pairs."""
+    if config["longitudinal"]["pairs"]:
+        try:
+            return read_pairs(config["longitudinal"]["pairs"], SUBJECT_FILES)
+        except (FileNotFoundError, ValueError) as err:
+            raise WorkflowError(f"config longitudinal.pairs: {err}") from None
+    return pair_rows(FOLLOW_UPS, DATASET)
+
+
+PAIRS = longitudinal_pairs()
+PAIR_SUBJECTS = pair_subjects(PAIRS)
 
 
 wildcard_constraints:
@@ -129,7 +168,7 @@ def _split():
 def split_subjects(*groups):
     """Subjects of the given groups of results/split.json (known once the split has run)."""
     split = _split()[0]
-    return sorted(s for group in groups for s in split[group])
+    return sorted(s for group in groups for s in split.get(group, []))
 
 
 def calibration_subjects():
@@ -233,3 +272,37 @@ def calibration_predictions(suffix):
         f"results/predictions/{members(wildcards.model)[fold]}/{subject}{suffix}"
         for subject, fold in calibration_subjects().items()
     ]
+
+
+def headline_predictor(model):
+    """What a model's reported figures come from: the model, or its fold ensemble."""
+    return model_predictors(model)[-1]
+
+
+def longitudinal_scans():
+    """(model, subject) -> the headline predictor's segmentation of each followed scan that
+    passed QC (known once the split has run)."""
+    return {
+        (model, subject): f"results/predictions/{headline_predictor(model)}/{subject}.nii.gz"
+        for model in config["model_names"]
+        for subject in split_subjects("longitudinal")
+    }
+
+
+def longitudinal_labels():
+    """Subject -> label map of each followed scan that has one and passed QC."""
+    return {s: label_file(s) for s in split_subjects("longitudinal") if SUBJECT_FILES[s].label}
+
+
+def longitudinal_report_scans():
+    """Subject -> [FLAIR, label map or None, {model: segmentation}] of each followed scan, for
+    the report's overlays."""
+    scans = longitudinal_scans()
+    return {
+        s: [
+            str(SUBJECT_FILES[s].images["flair"]),
+            longitudinal_labels().get(s),
+            {m: scans[(m, s)] for m in config["model_names"]},
+        ]
+        for s in split_subjects("longitudinal")
+    }

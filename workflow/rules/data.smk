@@ -22,5 +22,7 @@ rule synthesize_subject:
         no_et_probability=config["synthetic"]["no_et_probability"],
         anatomy=config["synthetic"]["anatomy"],
         dataset=DATASET.name,
+        # a longitudinal pair's follow-up: how it differs from its baseline (else None)
+        follow_up=lambda wildcards: FOLLOW_UP_PLANS.get(wildcards.subject),
     script:
         "../../scripts/synthesize.py"

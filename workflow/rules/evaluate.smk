@@ -119,5 +119,32 @@ rule tables:
         bootstrap_samples=config["evaluation"]["bootstrap_samples"],
         seed=config["evaluation"]["seed"],
         volume_intervals=config["evaluation"]["volume_intervals"],
+        # each scan's rule for a longitudinal change too, where there are pairs
+        change_coverage=config["longitudinal"]["coverage"] if PAIRS else None,
     script:
         "../../scripts/tables.py"
+
+
+# Each followed patient's change between two scans, per model's headline predictor, with the
+# intervals of the volume calibration's change rules.
+rule longitudinal:
+    input:
+        segmentations=lambda wildcards: list(longitudinal_scans().values()),
+        labels=lambda wildcards: list(longitudinal_labels().values()),
+        calibration="results/volume_calibration.csv",
+    output:
+        "results/longitudinal.csv",
+    log:
+        "logs/longitudinal.log",
+    benchmark:
+        "benchmarks/longitudinal.tsv"
+    conda:
+        ENV
+    params:
+        pairs=PAIRS,
+        scans=lambda wildcards: [[*key, path] for key, path in longitudinal_scans().items()],
+        labels=lambda wildcards: longitudinal_labels(),
+        thresholds={k: config["longitudinal"][k] for k in ("progression_ratio", "response_ratio")},
+        label_convention=DATASET.name,
+    script:
+        "../../scripts/longitudinal.py"

@@ -59,5 +59,7 @@ checkpoint split:
         ENV
     params:
         **config["split"],
+        # scans of followed patients: predicted only, never trained, validated or tested on
+        longitudinal=PAIR_SUBJECTS,
     script:
         "../../scripts/split.py"

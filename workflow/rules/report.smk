@@ -14,6 +14,11 @@ rule report:
         coverage="results/volume_coverage.csv",
         qc="results/qc/subjects.tsv",
         split="results/split.json",
+        longitudinal=["results/longitudinal.csv"] if PAIRS else [],
+        longitudinal_segmentations=lambda wildcards: list(longitudinal_scans().values()),
+        longitudinal_flair=lambda wildcards: [
+            str(SUBJECT_FILES[s].images["flair"]) for s in split_subjects("longitudinal")
+        ],
         histories=every_model_file(".history.csv"),
         summaries=every_model_file(".json"),
         flair=lambda wildcards: [
@@ -51,5 +56,6 @@ rule report:
         # the Decathlon's images hold every contrast: the FLAIR is one channel of them
         flair_channel=DATASET.channel_of().get("flair"),
         repo_dir=workflow.basedir,
+        longitudinal_scans=lambda wildcards: longitudinal_report_scans(),
     script:
         "../../scripts/report.py"

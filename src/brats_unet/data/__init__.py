@@ -5,7 +5,8 @@
 - ``validation``: reading one subject's files and checking them before anything is computed.
 - ``qc``: the quality-control table, every subject found, included or excluded, and why.
 - ``split``: the patient-level train / validation / test split.
+- ``pairs``: the longitudinal pairs table (two scans of one patient to compare).
 - ``synthetic``: synthetic BraTS-format cases (any dataset layout), the embedded default and
   the tests' data (``anatomy``: the brain, tumour and contrasts; ``generate``: the cases and
-  their files).
+  their files; ``longitudinal``: a patient's second scan, the tumour scaled, the head moved).
 """

@@ -4,6 +4,9 @@ Every subject is one patient (BraTS has one scan per patient), so splitting
 subjects splits patients: no slice or patch of a test patient is ever seen in
 training or used to choose a checkpoint. Subjects without a label map cannot
 be trained or scored; they are listed as ``unlabelled`` (prediction only).
+The scans of patients followed over time (``longitudinal``: several scans of one patient)
+are kept out of training, validation and test alike, labelled or not, and only predicted:
+the change between a patient's scans is measured by models that saw none of them.
 """
 
 from __future__ import annotations
@@ -18,37 +21,18 @@ def _count(fraction: float, n: int) -> int:
     return max(1, int(round(fraction * n)))
 
 
-def make_split(subjects: Iterable[str], *, seed: int, test_fraction: float = 0.2,
-               validation_fraction: float = 0.2, n_folds: int = 0, fold: int = 0,
-               unlabelled: Iterable[str] = ()) -> dict[str, Any]:
-    """Split labelled subjects into train, validation and test, deterministically.
-
-    The test set is drawn first and is the same for every fold. With
-    ``n_folds >= 2`` the remaining subjects are cut into ``n_folds`` folds and
-    fold ``fold`` is the validation set; otherwise ``validation_fraction`` of
-    all subjects form it. The result depends only on the sorted subject names
-    and ``seed``, not on the order they are given in.
-
-    Returns a JSON-ready dict with ``train``, ``validation``, ``test``,
-    ``unlabelled`` (sorted lists), ``folds`` (each fold's validation subjects)
-    and the settings.
-    """
-    given = list(subjects)
-    names = sorted(set(given))
-    if len(names) != len(given):
-        raise ValueError("subject names are not unique")
-    n = len(names)
+def _check_sizes(n: int, test_fraction: float, validation_fraction: float) -> None:
     if n < 3:
         raise ValueError(f"need at least 3 labelled subjects to split into train, validation "
                          f"and test; have {n}")
     if not 0 < test_fraction < 1 or not 0 <= validation_fraction < 1:
         raise ValueError("test_fraction must be in (0, 1) and validation_fraction in [0, 1)")
 
-    order = np.random.default_rng(seed).permutation(n)
-    shuffled = [names[i] for i in order]
-    n_test = _count(test_fraction, n)
-    test, rest = shuffled[:n_test], shuffled[n_test:]
 
+def _folds(rest: list[str], n_folds: int, fold: int, validation_fraction: float,
+           n: int) -> tuple[list[list[str]], int]:
+    """The non-test subjects cut into validation folds, and the fold chosen (0 without k-fold:
+    one validation set of ``validation_fraction`` of all ``n`` subjects)."""
     if n_folds >= 2:
         if n_folds > len(rest):
             raise ValueError(f"{n_folds} folds need at least {n_folds} non-test subjects; "
@@ -60,6 +44,44 @@ def make_split(subjects: Iterable[str], *, seed: int, test_fraction: float = 0.2
         n_val = _count(validation_fraction, n) if validation_fraction > 0 else 0
         folds = [rest[:n_val]]
         fold = 0
+    return folds, fold
+
+
+def make_split(subjects: Iterable[str], *, seed: int, test_fraction: float = 0.2,
+               validation_fraction: float = 0.2, n_folds: int = 0, fold: int = 0,
+               unlabelled: Iterable[str] = (), longitudinal: Iterable[str] = ()
+               ) -> dict[str, Any]:
+    """Split labelled subjects into train, validation and test, deterministically.
+
+    The test set is drawn first and is the same for every fold. With
+    ``n_folds >= 2`` the remaining subjects are cut into ``n_folds`` folds and
+    fold ``fold`` is the validation set; otherwise ``validation_fraction`` of
+    all subjects form it. The result depends only on the sorted subject names
+    and ``seed``, not on the order they are given in.
+
+    ``longitudinal``: the scans of followed patients, taken out of ``subjects`` and
+    ``unlabelled`` wherever they are (a scan in neither, excluded by QC, is left out).
+
+    Returns a JSON-ready dict with ``train``, ``validation``, ``test``,
+    ``unlabelled``, ``longitudinal`` (sorted lists), ``folds`` (each fold's validation
+    subjects) and the settings.
+    """
+    subjects, unlabelled = list(subjects), list(unlabelled)
+    followed = set(longitudinal) & (set(subjects) | set(unlabelled))
+    given = [s for s in subjects if s not in followed]
+    unlabelled = [s for s in unlabelled if s not in followed]
+    names = sorted(set(given))
+    if len(names) != len(given):
+        raise ValueError("subject names are not unique")
+    n = len(names)
+    _check_sizes(n, test_fraction, validation_fraction)
+
+    order = np.random.default_rng(seed).permutation(n)
+    shuffled = [names[i] for i in order]
+    n_test = _count(test_fraction, n)
+    test, rest = shuffled[:n_test], shuffled[n_test:]
+
+    folds, fold = _folds(rest, n_folds, fold, validation_fraction, n)
     validation = folds[fold]
     train = [s for s in rest if s not in set(validation)]
     if not train:
@@ -75,6 +97,7 @@ def make_split(subjects: Iterable[str], *, seed: int, test_fraction: float = 0.2
         "validation": sorted(validation),
         "test": sorted(test),
         "unlabelled": sorted(set(unlabelled)),
+        "longitudinal": sorted(followed),
         "folds": [sorted(f) for f in folds],
     }
 
@@ -136,10 +159,12 @@ def architecture_of(predictor: str) -> str:
 
 
 def prediction_plan(model: str, split: dict[str, Any]) -> dict[str, list[str]]:
-    """Subject -> the members of ``model`` that predict it: every member for a test or
-    unlabelled subject; for a validation subject only the fold that never trained on it."""
+    """Subject -> the members of ``model`` that predict it: every member for a test,
+    unlabelled or longitudinal subject; for a validation subject only the fold that never
+    trained on it."""
     members = fold_members(model, n_folds_of(split))
-    plan = {subject: list(members) for subject in split["test"] + split["unlabelled"]}
+    predicted = split["test"] + split["unlabelled"] + split.get("longitudinal", [])
+    plan = {subject: list(members) for subject in predicted}
     for subject, fold in out_of_fold(split).items():
         plan[subject] = [members[fold]]
     return dict(sorted(plan.items()))

@@ -7,4 +7,5 @@
   compute them, ``dialect_scores`` gathers them per region.
 - ``comparison``: the paired comparison of models on the same test cases.
 - ``scoring``: scoring every prediction of a model, and the benchmark tables.
+- ``longitudinal``: the change of each region's volume between two scans of a patient.
 """

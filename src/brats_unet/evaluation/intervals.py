@@ -32,9 +32,26 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from brats_unet.evaluation.volumetry import NECROTIC_CORE
+
 NONCONFORMITY = ("absolute", "relative")
 #: calibration and test rows are matched on these
 KEYS = ["model", "region"]
+#: What a rule is for: a scan's volume interval at the stated coverage, or each scan's interval
+#: inside a longitudinal change's (at :func:`per_scan_coverage`; :mod:`.longitudinal`).
+PURPOSES = ("volume", "change")
+#: The necrotic core's volumes, one pair per case on every row of it (no region row of its own)
+NECROTIC_COLUMNS = ("necrotic_core_pred_ml", "necrotic_core_true_ml")
+CALIBRATION_COLUMNS = ["model", "region", "nonconformity", "quantile", "n_cases", "coverage",
+                       "floor_ml", "cases", "purpose"]
+
+
+def per_scan_coverage(coverage: float) -> float:
+    """Each scan's coverage so that both true volumes lie inside their intervals at once with
+    probability at least ``coverage`` (the union bound: ``1 - (1 - coverage) / 2``)."""
+    if not 0 < coverage < 1:
+        raise ValueError(f"coverage must be in (0, 1), got {coverage}")
+    return 1 - (1 - coverage) / 2
 
 
 def conformal_quantile(scores: Sequence[float], coverage: float) -> float:
@@ -98,19 +115,42 @@ def calibrate(predicted, true, *, coverage: float = 0.9, floor_ml: float = 1.0,
     return best
 
 
+def _calibration_groups(cases: pd.DataFrame):
+    """``(model, region, predicted, true, cases)`` per model and region, then per model the
+    necrotic core (from the :data:`NECROTIC_COLUMNS` of its TC rows, one per case) if given."""
+    for (model, region), group in cases.groupby(KEYS, sort=False):
+        yield (model, region, group["volume_pred_ml"], group["volume_true_ml"],
+               group["cases"].iloc[0])
+    if not set(NECROTIC_COLUMNS) <= set(cases.columns):
+        return
+    for model, group in cases[cases["region"] == "TC"].groupby("model", sort=False):
+        group = group.dropna(subset=list(NECROTIC_COLUMNS))
+        if len(group):
+            yield (model, NECROTIC_CORE, group[NECROTIC_COLUMNS[0]], group[NECROTIC_COLUMNS[1]],
+                   group["cases"].iloc[0])
+
+
 def calibration_table(calibration_cases: pd.DataFrame, *, coverage: float = 0.9,
-                      floor_ml: float = 1.0) -> pd.DataFrame:
-    """One rule per model and region from its calibration rows (``volume_pred_ml``,
-    ``volume_true_ml``; ``cases`` says out-of-fold or validation)."""
+                      floor_ml: float = 1.0, purpose: str = "volume") -> pd.DataFrame:
+    """One rule per model and region (WT, TC, ET and, where the rows carry its volumes, the
+    necrotic core NCR) from its calibration rows (``volume_pred_ml``, ``volume_true_ml``;
+    ``cases`` says out-of-fold or validation), for ``purpose`` (:data:`PURPOSES`)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
     rows = []
-    for (model, region), group in calibration_cases.groupby(KEYS, sort=False):
-        rule = calibrate(group["volume_pred_ml"], group["volume_true_ml"], coverage=coverage,
-                         floor_ml=floor_ml)
+    for model, region, predicted, true, cases in _calibration_groups(calibration_cases):
+        rule = calibrate(predicted, true, coverage=coverage, floor_ml=floor_ml)
         rows.append({"model": model, "region": region, "nonconformity": rule.kind,
                      "quantile": rule.quantile, "n_cases": rule.n_cases, "coverage": coverage,
-                     "floor_ml": floor_ml, "cases": group["cases"].iloc[0]})
-    return pd.DataFrame(rows, columns=["model", "region", "nonconformity", "quantile",
-                                       "n_cases", "coverage", "floor_ml", "cases"])
+                     "floor_ml": floor_ml, "cases": cases, "purpose": purpose})
+    return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
+
+
+def rules_for(calibration: pd.DataFrame, purpose: str = "volume") -> pd.DataFrame:
+    """The rows of a calibration table for ``purpose`` (a table without the column: all)."""
+    if "purpose" not in calibration:
+        return calibration
+    return calibration[calibration["purpose"] == purpose]
 
 
 def rule_of(row) -> VolumeCalibration:
@@ -125,7 +165,7 @@ def with_intervals(per_case: pd.DataFrame, calibration: pd.DataFrame) -> pd.Data
     out = per_case.copy()
     out["volume_pred_low_ml"] = np.nan
     out["volume_pred_high_ml"] = np.nan
-    for _, rule_row in calibration.iterrows():
+    for _, rule_row in rules_for(calibration, "volume").iterrows():
         rows = (out["model"] == rule_row["model"]) & (out["region"] == rule_row["region"])
         low, high = rule_of(rule_row).interval(out.loc[rows, "volume_pred_ml"])
         out.loc[rows, "volume_pred_low_ml"] = low

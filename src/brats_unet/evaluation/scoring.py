@@ -41,11 +41,17 @@ from brats_unet.evaluation.dialect_scores import (
     dialect_scores,
 )
 from brats_unet.evaluation.dialects import LESIONWISE_2023_CHALLENGES
-from brats_unet.evaluation.intervals import calibration_table, coverage_table, with_intervals
+from brats_unet.evaluation.intervals import (
+    calibration_table,
+    coverage_table,
+    per_scan_coverage,
+    with_intervals,
+)
 from brats_unet.evaluation.metrics import region_metrics, slicewise_dice
 from brats_unet.evaluation.volumetry import (
     axis_consistency,
     components,
+    necrotic_core_ml,
     region_volumes_ml,
     resection_cavity_ml,
     volume_errors,
@@ -92,6 +98,8 @@ def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np
     pred_masks, true_masks = region_masks(prediction), region_masks(truth)
     vol_true, vol_pred = region_volumes_ml(truth, spacing), region_volumes_ml(prediction, spacing)
     cavity_ml = resection_cavity_ml(truth, spacing)
+    necrotic_true, necrotic_pred = necrotic_core_ml(truth, spacing), necrotic_core_ml(prediction,
+                                                                                     spacing)
     rows, lesions = [], []
     for index, scores in enumerate(region_metrics(prediction, truth, spacing, outside=outside)):
         region = scores["region"]
@@ -105,6 +113,8 @@ def evaluate_case(*, model: str, subject: str, prediction: np.ndarray, truth: np
             **{f"volume_{k}": v for k, v in volume_errors(vol_true[region], vol_pred[region]).items()},
             # the case's reference cavity (BraTS 2024 post-treatment), in no region: 0 elsewhere
             "resection_cavity_true_ml": cavity_ml,
+            # the case's necrotic core (label 1), for its volume intervals: no row of its own
+            "necrotic_core_true_ml": necrotic_true, "necrotic_core_pred_ml": necrotic_pred,
             "components_true": n_true, "components_pred": n_pred,
             "largest_component_share_true": share_true,
             "largest_component_share_pred": share_pred,
@@ -197,10 +207,12 @@ def metrics_json(benchmark: pd.DataFrame) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class IntervalSettings:
-    """The volume intervals' nominal coverage and the relative score's floor (ml)."""
+    """The volume intervals' nominal coverage and the relative score's floor (ml); the
+    longitudinal change's coverage, whose per-scan rules are calibrated too (None: none)."""
 
     coverage: float = 0.9
     relative_floor_ml: float = 1.0
+    change_coverage: float | None = None
 
 
 def build_tables(per_case_tables: Sequence[pd.DataFrame], summaries: dict[str, TrainingSummary],
@@ -220,6 +232,10 @@ def build_tables(per_case_tables: Sequence[pd.DataFrame], summaries: dict[str, T
                          if calibration_tables else pd.DataFrame(columns=PER_CASE_COLUMNS))
     calibration = calibration_table(calibration_cases, coverage=intervals.coverage,
                                     floor_ml=intervals.relative_floor_ml)
+    if intervals.change_coverage is not None:
+        calibration = pd.concat([calibration, calibration_table(
+            calibration_cases, coverage=per_scan_coverage(intervals.change_coverage),
+            floor_ml=intervals.relative_floor_ml, purpose="change")], ignore_index=True)
     headline, folds = (with_intervals(t, calibration) for t in (headline, folds))
     every_predictor = pd.concat([headline, folds], ignore_index=True)
     benchmark = benchmark_table(every_predictor, summaries)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from brats_unet.labels import REGION_LABELS, REGIONS, RESECTION_CAVITY
+from brats_unet.labels import NECROSIS, REGION_LABELS, REGIONS, RESECTION_CAVITY
 from brats_unet.voxels import bounding_box, box_slices
 
 
@@ -56,6 +56,21 @@ def region_volumes_ml(labels: np.ndarray, pixdim: Sequence[float]) -> dict[str, 
         region: int(np.count_nonzero(np.isin(labels, REGION_LABELS[region]))) * per_voxel
         for region in REGIONS
     }
+
+
+#: The necrotic core (canonical label 1: TC without ET), beside the three regions where a
+#: volume is wanted per tissue (longitudinal change).
+NECROTIC_CORE = "NCR"
+
+
+def necrotic_core_ml(labels: np.ndarray, pixdim: Sequence[float]) -> float:
+    """Volume of the necrotic (non-enhancing) core, canonical label 1, in ml."""
+    return int(np.count_nonzero(np.asarray(labels) == NECROSIS)) * voxel_volume_ml(pixdim)
+
+
+def tissue_volumes_ml(labels: np.ndarray, pixdim: Sequence[float]) -> dict[str, float]:
+    """WT, TC, ET (:func:`region_volumes_ml`) and the necrotic core, in ml."""
+    return {**region_volumes_ml(labels, pixdim), NECROTIC_CORE: necrotic_core_ml(labels, pixdim)}
 
 
 def resection_cavity_ml(labels: np.ndarray, pixdim: Sequence[float]) -> float:

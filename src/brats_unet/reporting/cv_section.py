@@ -14,6 +14,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from brats_unet.evaluation.comparison import underpowered
+from brats_unet.evaluation.intervals import rules_for
 from brats_unet.labels import ordered_regions
 from brats_unet.reporting.page import escape, figure, number, table
 
@@ -113,6 +114,7 @@ def cv_section(*, per_case: pd.DataFrame, cross_validation: pd.DataFrame,
                coverage: pd.DataFrame, n_folds: int, figures_dir: Path) -> list[str]:
     """HTML parts of the section; the tables are the run's CSVs of the same names."""
     k_fold = n_folds >= 2
+    calibration = rules_for(calibration, "volume")  # the change's per-scan rules: its section
     nominal = float(calibration["coverage"].iloc[0]) if len(calibration) else math.nan
     cases = "out-of-fold" if k_fold else "validation"
     parts = ["<h2>Cross-validation, fold ensembles and volume intervals</h2>"]

@@ -89,17 +89,18 @@ def _draw_panel(ax, flair: np.ndarray, labels: np.ndarray, *, axis: int, centre:
 
 def overlay_figure(
     flair: np.ndarray,
-    truth: np.ndarray,
+    truth: np.ndarray | None,
     predictions: Mapping[str, np.ndarray],
     title: str = "",
     *,
     affine: np.ndarray | None = None,
 ) -> Figure:
-    """Axial, coronal and sagittal slices through the tumour centre of ``truth``.
+    """Axial, coronal and sagittal slices through the tumour centre of ``truth`` (without
+    truth: of the first model's prediction by name).
 
     Args:
         flair: FLAIR intensities, 3-D, in the file's voxel order (i, j, k).
-        truth: reference labels (0, 1, 2, 4), same shape.
+        truth: reference labels (0, 1, 2, 4), same shape; None: no ground-truth row.
         predictions: model -> predicted labels, same shape.
         title: figure title (for example the subject and its rank).
         affine: the image's voxel-to-world affine; it says which voxel axis is
@@ -112,19 +113,19 @@ def overlay_figure(
         2 green, 4 yellow, semi-transparent.
     """
     flair = np.asarray(flair, dtype=float)
-    for name, labels in [("truth", truth), *predictions.items()]:
+    reference = [("ground truth", np.asarray(truth))] if truth is not None else []
+    for name, labels in [*reference, *predictions.items()]:
         if np.shape(labels) != flair.shape:
             raise ValueError(f"{name} has shape {np.shape(labels)}, FLAIR {flair.shape}")
     codes, axes_of = axis_codes(affine), plane_axes(affine)
     # Voxel size per axis, so that anisotropic voxels are drawn to scale.
     spacing = (np.sqrt((np.asarray(affine, dtype=float)[:3, :3] ** 2).sum(axis=0))
                if affine is not None else np.ones(3))
-    centre = tumour_centre_of_mass(truth)
+    centre = tumour_centre_of_mass(truth if truth is not None
+                                   else predictions[sorted(predictions)[0]])
     finite = flair[np.isfinite(flair)]
     window = tuple(np.percentile(finite, [0.5, 99.5])) if finite.size else (0.0, 1.0)
-    rows = [("ground truth", np.asarray(truth))] + [
-        (model, np.asarray(predictions[model])) for model in sorted(predictions)
-    ]
+    rows = reference + [(model, np.asarray(predictions[model])) for model in sorted(predictions)]
     fig, grid = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
     for r, (name, labels) in enumerate(rows):
         for c, plane in enumerate(PLANES):
@@ -162,7 +163,7 @@ def pick_cases(per_case: pd.DataFrame, region: str = "WT") -> dict[str, str]:
 def load_overlay_inputs(
     subject: str,
     flair_path: str | Path,
-    label_path: str | Path,
+    label_path: str | Path | None,
     prediction_paths: Mapping[str, str | Path],
     *,
     label_convention: str = "brats2020",
@@ -177,7 +178,8 @@ def load_overlay_inputs(
     contrast (the Decathlon's layout).
 
     Returns:
-        ``(flair, truth, predictions)`` with ``predictions`` model -> labels.
+        ``(flair, truth, predictions)`` with ``predictions`` model -> labels (``truth`` None
+        without ``label_path``).
     """
     def labels_of(path: str | Path) -> np.ndarray:
         labels = np.rint(np.asanyarray(nib.load(str(path)).dataobj))
@@ -186,9 +188,10 @@ def load_overlay_inputs(
     image = nib.load(str(flair_path))
     flair = np.asanyarray(image.dataobj if flair_channel is None
                           else image.dataobj[..., flair_channel]).astype(np.float32)
-    truth = labels_of(label_path)
+    truth = labels_of(label_path) if label_path is not None else None
     predictions = {model: labels_of(path) for model, path in prediction_paths.items()}
-    for name, labels in [("label", truth), *predictions.items()]:
+    for name, labels in [*([("label", truth)] if truth is not None else []),
+                         *predictions.items()]:
         if labels.shape != flair.shape:
             raise ValueError(f"{subject}: {name} shape {labels.shape} != FLAIR {flair.shape}")
     return flair, truth, predictions

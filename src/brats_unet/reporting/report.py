@@ -45,6 +45,7 @@ from brats_unet.reporting.cv_section import cv_section
 from brats_unet.reporting.dialect_section import dialect_section
 from brats_unet.reporting.discussion import discussion
 from brats_unet.reporting.figures import FIGURE_CAPTIONS, models_of, regions_of, standard_figures
+from brats_unet.reporting.longitudinal_section import longitudinal_section, scan_overlays
 from brats_unet.reporting.overlays import load_overlay_inputs, overlay_figure, pick_cases
 from brats_unet.reporting.page import document, escape, figure, number, table
 from brats_unet.reporting.provenance import collect_provenance
@@ -265,6 +266,7 @@ def build_report(
     lesions: pd.DataFrame | None = None,
     challenge: str = "GLI",
     cross_validation: Mapping[str, Any] | None = None,
+    longitudinal: Mapping[str, Any] | None = None,
     title: str = "BraTS U-Net benchmark",
 ) -> str:
     """Save every figure as PNG under ``figures_dir`` and return one self-contained HTML page.
@@ -273,22 +275,19 @@ def build_report(
         per_case, benchmark, comparison: the pipeline's tables (see module doc).
         qc: subject table with ``subject`` and ``status`` (``included`` or not),
             optionally ``file`` and ``problem``; None when there was no QC.
-        histories: model -> per-epoch history.
-        summaries: model -> training summary (parameters, training time, back end,
-            precision, hardware, and whether the model is 2D or 3D).
-        overlays: rank ("best", "median", "worst") -> overlay figure; saved
-            as ``overlay_<rank>.png``.
+        histories: model -> per-epoch history; summaries: model -> training summary
+            (parameters, training time, back end, precision, hardware, 2D or 3D).
+        overlays: rank ("best", "median", "worst") -> figure, saved as ``overlay_<rank>.png``.
         provenance: key -> value (strings, or anything YAML can dump).
         figures_dir: where the PNGs go (created); figures: name -> figure to use instead.
         cases: rank -> subject, for the overlay captions (default: :func:`pick_cases`).
-        lesions: the per-lesion table, for the detection-by-size table.
-        challenge: the 2023 challenge whose lesion-wise parameters were used.
+        lesions: the per-lesion table (detection by size); challenge: the 2023 challenge's.
         cross_validation: :func:`cv_section`'s arguments but ``per_case``, ``figures_dir``.
+        longitudinal: :func:`longitudinal_section`'s arguments but ``figures_dir``.
         title: page title.
 
-    Returns:
-        The HTML document; images as base64 data URIs, inline CSS, no scripts
-        and no external links. All figures passed in or built are closed.
+    Returns the HTML document (images as base64 data URIs, inline CSS, no scripts, no external
+    links); every figure passed in or built is closed.
     """
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
@@ -304,6 +303,8 @@ def build_report(
         *_statistics_section(comparison),
         *(cv_section(per_case=per_case, figures_dir=figures_dir, **cross_validation)
           if cross_validation is not None else []),
+        *(longitudinal_section(figures_dir=figures_dir, **longitudinal)
+          if longitudinal is not None else []),
         *_qc_section(qc),
         *_conventions_section(),
         *_discussion_section(per_case, comparison, summaries),
@@ -313,6 +314,7 @@ def build_report(
 
 def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, summaries: Sequence,
                  lesions=None, cross_validation: Mapping[str, Any] | None = None,
+                 longitudinal=None, longitudinal_scans: Mapping[str, Any] | None = None,
                  subjects: Sequence[str], flair: Sequence, labels: Sequence, predictions: Sequence,
                  config: Mapping[str, Any], repo_dir: Path | None, figures_dir: Path,
                  label_convention: str = "brats2020", flair_channel: int | None = None) -> str:
@@ -323,6 +325,8 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
     ``results/predictions/<predictor>/<subject>.nii.gz`` paths of each model's headline
     predictor (the model, or its fold ensemble); ``cross_validation``: name -> CSV path of
     ``cross_validation``, ``cv_comparison``, ``gain``, ``calibration`` and ``coverage``;
+    ``longitudinal``: ``results/longitudinal.csv``'s path, where there were pairs, and
+    ``longitudinal_scans`` its scans' files (:func:`scan_overlays`);
     ``flair_channel``: the FLAIR's channel when ``flair`` are 4D images of every contrast.
     Returns the HTML.
     """
@@ -349,6 +353,7 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
         figures[rank] = overlay_figure(image, truth, preds, f"{rank}: {subject}",
                                        affine=nib.load(flair_path).affine)
     Path(figures_dir).mkdir(parents=True, exist_ok=True)
+    change = pd.read_csv(longitudinal) if longitudinal is not None else None
     cv = None
     if cross_validation is not None:
         cv = {name: pd.read_csv(path) for name, path in cross_validation.items()}
@@ -359,4 +364,7 @@ def write_report(*, per_case, benchmark, comparison, qc, histories: Sequence, su
         summaries=records, overlays=figures, provenance=collect_provenance(config, repo_dir),
         figures_dir=Path(figures_dir), cases=cases,
         lesions=pd.read_csv(lesions) if lesions is not None else None,
-        challenge=config.get("evaluation", {}).get("challenge", "GLI"), cross_validation=cv)
+        challenge=config.get("evaluation", {}).get("challenge", "GLI"), cross_validation=cv,
+        longitudinal={"change": change, "overlays": scan_overlays(
+            change, dict(longitudinal_scans or {}), label_convention=label_convention,
+            flair_channel=flair_channel)} if change is not None else None)

@@ -9,7 +9,7 @@ draws give the same anatomy at every voxel size; ``brain_tissues``, ``add_tumour
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -209,6 +209,26 @@ def shaped_tumour(rng: np.random.Generator, centre: np.ndarray, *, core: float, 
                   oedema_radius_mm=oedema, core_amplitude=core_amp, oedema_amplitude=oedema_amp,
                   core_shape=core_shape, oedema_shape=oedema_shape, rim_shape=rim_shape,
                   has_enhancing=has_enhancing)
+
+
+def scaled_tumour(tumour: Tumour, volume_factor: float) -> Tumour:
+    """``tumour`` grown (factor > 1) or shrunk about its centre so that its unclipped volume
+    scales by ``volume_factor``: every radius, the rim and the outlines' random fields scale
+    by its cube root. (The labelled volume follows it up to the clipping by brain and white
+    matter and to the grid; a case's true volumes are always counted from its labels.)"""
+    if volume_factor <= 0:
+        raise ValueError(f"volume_factor must be > 0, got {volume_factor}")
+    g = float(volume_factor) ** (1 / 3)
+
+    def grown(field: _Field) -> _Field:
+        # nodes at centre + g (node - centre), bumps g times wider: field(centre + (p - c) / g)
+        centre = tumour.centre_mm + g * (field.centre_mm - tumour.centre_mm)
+        return _Field(centre, field.spacing_mm * g, field.coeffs)
+
+    return replace(tumour, core_radius_mm=tumour.core_radius_mm * g, rim_mm=tumour.rim_mm * g,
+                   oedema_radius_mm=tumour.oedema_radius_mm * g,
+                   core_shape=grown(tumour.core_shape), oedema_shape=grown(tumour.oedema_shape),
+                   rim_shape=grown(tumour.rim_shape))
 
 
 def draw_appearance(rng: np.random.Generator, contrast: str) -> Appearance:

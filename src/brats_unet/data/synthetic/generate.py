@@ -26,6 +26,7 @@ from brats_unet.data.synthetic.anatomy import (
     draw_tumour,
     fit_scale,
     render,
+    scaled_tumour,
 )
 from brats_unet.data.synthetic.template import (
     draw_pose,
@@ -103,28 +104,40 @@ ANATOMIES = ("cartoon", "mni152")
 
 
 def _draw_anatomy(rng: np.random.Generator, anatomy: str, physical: tuple[np.ndarray, ...],
-                  field_of_view_mm: np.ndarray, no_et_probability: float):
+                  field_of_view_mm: np.ndarray, no_et_probability: float,
+                  tumour_factor: float = 1.0):
     """``(tissue map, tumour, looks, frame)``: the grid-free draws in order, then the healthy
-    brain on the grid; ``frame`` the coordinates (mm) the tumour is defined in."""
+    brain on the grid; ``frame`` the coordinates (mm) the tumour is defined in. The tumour's
+    volume is scaled by ``tumour_factor`` (:func:`.anatomy.scaled_tumour`; 1: as drawn)."""
     if anatomy == "cartoon":
         head = draw_head(rng)
-        tumour = draw_tumour(rng, head, no_et_probability=no_et_probability)
+        tumour = _scaled(draw_tumour(rng, head, no_et_probability=no_et_probability),
+                         tumour_factor)
         looks = {c: draw_appearance(rng, c) for c in CONTRASTS}
         scale = fit_scale(head, field_of_view_mm)
         frame = tuple(p / scale - o for p, o in zip(physical, head.offset_mm))
         return brain_tissues(head, frame), tumour, looks, frame
     if anatomy == "mni152":
         pose = draw_pose(rng, field_of_view_mm)
-        tumour = draw_template_tumour(rng, pose, no_et_probability=no_et_probability)
+        tumour = _scaled(draw_template_tumour(rng, pose, no_et_probability=no_et_probability),
+                         tumour_factor)
         looks = {c: draw_appearance(rng, c) for c in CONTRASTS}
         return template_tissues(pose, physical), tumour, looks, physical
     raise ValueError(f"anatomy must be one of {ANATOMIES}, got {anatomy!r}")
 
 
+def _scaled(tumour, factor: float):
+    return tumour if factor == 1.0 else scaled_tumour(tumour, factor)
+
+
 def _generate(*, seed: int, index: int, shape: tuple[int, int, int],
               spacing_mm: tuple[float, float, float], no_et_probability: float,
-              anatomy: str = "cartoon") -> tuple[SyntheticCase, np.ndarray]:
-    """The case and its tissue map (uint8, ``TISSUES`` values)."""
+              anatomy: str = "cartoon", tumour_factor: float = 1.0,
+              noise_stream: int | None = None) -> tuple[SyntheticCase, np.ndarray]:
+    """The case and its tissue map (uint8, ``TISSUES`` values). ``tumour_factor``: the drawn
+    tumour's volume scaled (a later scan of the same patient); ``noise_stream``: the noise drawn
+    from ``default_rng([seed, index, noise_stream])`` instead of the case's own generator, so
+    that another scan of the same anatomy gets noise of its own."""
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
     if not 0.0 <= no_et_probability <= 1.0:
@@ -139,11 +152,14 @@ def _generate(*, seed: int, index: int, shape: tuple[int, int, int],
     # the anatomy does not depend on the grid.
     physical = tuple((np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing_mm))
     tissue, tumour, looks, frame = _draw_anatomy(
-        rng, anatomy, physical, np.asarray(shape) * np.asarray(spacing_mm), no_et_probability)
+        rng, anatomy, physical, np.asarray(shape) * np.asarray(spacing_mm), no_et_probability,
+        tumour_factor)
     label = add_tumour(tissue, tumour, frame)
     brain = tissue != TISSUES.index("background")
 
     n_brain = int(np.count_nonzero(brain))
+    if noise_stream is not None:
+        rng = np.random.default_rng([seed, index, noise_stream])
     images = {}
     for contrast in CONTRASTS:
         noise = rng.standard_normal((2, n_brain), dtype=np.float32)
