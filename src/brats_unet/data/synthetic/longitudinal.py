@@ -13,7 +13,6 @@ clipping and the two grids.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +26,7 @@ from brats_unet.data.synthetic.generate import (
     brats_affine,
     subject_name,
 )
+from brats_unet.data.synthetic.template import rotation_matrix as template_rotation
 from brats_unet.labels import ENHANCING
 
 #: Volume factors of the pairs, in turn: progression, stable, response, and milder changes.
@@ -79,14 +79,7 @@ def plan_follow_ups(n_pairs: int, *, seed: int, first_index: int, shape, spacing
 
 def rotation_matrix(degrees) -> np.ndarray:
     """Rotation about the i, then j, then k axis, by ``degrees`` each."""
-    matrix = np.eye(3)
-    for axis, angle in enumerate(np.radians(np.asarray(degrees, float))):
-        c, s = math.cos(angle), math.sin(angle)
-        a, b = [i for i in range(3) if i != axis]
-        turn = np.eye(3)
-        turn[a, a], turn[a, b], turn[b, a], turn[b, b] = c, -s, s, c
-        matrix = matrix @ turn
-    return matrix
+    return template_rotation(np.radians(np.asarray(degrees, float)))
 
 
 def moved(case: SyntheticCase, *, rotation_deg, shift_mm, shape, spacing_mm) -> SyntheticCase:

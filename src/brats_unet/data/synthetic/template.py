@@ -91,7 +91,8 @@ def _brain_box_mm() -> tuple[np.ndarray, np.ndarray]:
     return (low + high) / 2, (high - low) / 2
 
 
-def _rotation(angles: np.ndarray) -> np.ndarray:
+def rotation_matrix(angles: np.ndarray) -> np.ndarray:
+    """Rotation about the first, then second, then third axis by ``angles`` (radians)."""
     matrix = np.eye(3)
     for axis, angle in enumerate(angles):
         c, s = math.cos(angle), math.sin(angle)
@@ -110,7 +111,7 @@ def draw_pose(rng: np.random.Generator, field_of_view_mm: np.ndarray) -> tuple[n
     scale = rng.uniform(0.92, 1.08, size=3)
     angles = np.radians(rng.uniform(-6, 6, size=3))
     shift = rng.uniform(-4, 4, size=3)
-    rotation = _rotation(angles)
+    rotation = rotation_matrix(angles)
     centre, half = _brain_box_mm()
     # the posed brain's half extent in the case's axes: the rotated box, scaled, shifted
     to_case = np.abs(np.diag(scale) @ rotation.T)
