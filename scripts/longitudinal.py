@@ -16,7 +16,7 @@ with job_log(snakemake.log[0]) as log:
                                           "volume_true_ml"])
     table = change_table(pd.DataFrame(p.pairs), volumes,
                          rules_for(pd.read_csv(snakemake.input.calibration), "change"),
-                         thresholds=ChangeThresholds(**p.thresholds))
+                         thresholds=ChangeThresholds(**p.thresholds), models=p.models)
     with atomic_path(snakemake.output[0]) as tmp:
         table.to_csv(tmp, index=False)
     log.info("longitudinal change of %d pairs:\n%s", len(p.pairs), table.get(

@@ -139,6 +139,15 @@ def test_change_table_with_truth_missing_scans_and_unlabelled_follow_ups():
     assert c.status == "not measured: no segmentation of C0 and C1"
 
 
+def test_pairs_whose_scans_were_all_excluded_get_not_measured_rows():
+    pairs = pd.DataFrame([{"patient": "A", "baseline": "A0", "follow_up": "A1"}])
+    empty = pd.DataFrame(columns=["model", "subject", "region", "volume_pred_ml"])
+    (row,) = change_table(pairs, empty, pd.DataFrame(), models=["unet3d"]).itertuples()
+    assert row.model == "unet3d" and row.status.startswith("not measured")
+    table = change_table(pairs, empty, pd.DataFrame())
+    assert table.empty and list(table.columns)[:2] == ["model", "patient"]
+
+
 def test_without_a_rule_the_intervals_are_unbounded_and_say_so():
     volumes = pd.DataFrame(_volumes("m", "A0", [5, 4, 3, 1]) + _volumes("m", "A1", [9, 8, 7, 1]))
     pairs = pd.DataFrame([{"patient": "A", "baseline": "A0", "follow_up": "A1"}])

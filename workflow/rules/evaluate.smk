@@ -146,5 +146,6 @@ rule longitudinal:
         labels=lambda wildcards: longitudinal_labels(),
         thresholds={k: config["longitudinal"][k] for k in ("progression_ratio", "response_ratio")},
         label_convention=DATASET.name,
+        models=config["model_names"],
     script:
         "../../scripts/longitudinal.py"

@@ -40,6 +40,8 @@ from brats_unet.evaluation.intervals import VolumeCalibration, per_scan_coverage
 from brats_unet.evaluation.volumetry import tissue_volumes_ml
 
 CALLS = ("progression", "response", "stable", "indeterminate")
+#: The first columns of every row of :func:`change_table`.
+PAIR_KEYS = ["model", "patient", "baseline", "follow_up", "factor_nominal"]
 #: The regions a change is reported for, in this order.
 CHANGE_REGIONS = ("WT", "TC", "ET", "NCR")
 
@@ -127,7 +129,8 @@ def _truth(row: dict, before_true: float, after_true: float) -> dict:
 
 
 def change_table(pairs: pd.DataFrame, volumes: pd.DataFrame, calibration: pd.DataFrame, *,
-                 thresholds: ChangeThresholds = ChangeThresholds()) -> pd.DataFrame:
+                 thresholds: ChangeThresholds = ChangeThresholds(),
+                 models: list[str] | None = None) -> pd.DataFrame:
     """One row per model, patient and region (:data:`CHANGE_REGIONS`).
 
     ``pairs``: ``patient``, ``baseline``, ``follow_up`` (subjects), optionally ``factor`` (a
@@ -135,12 +138,14 @@ def change_table(pairs: pd.DataFrame, volumes: pd.DataFrame, calibration: pd.Dat
     ``volume_pred_ml`` and, where the scan has labels, ``volume_true_ml``. ``calibration``:
     the ``change`` rules of the models (``purpose == "change"``). A pair whose scans are not
     both in ``volumes`` gets a row per model with ``status`` saying which is missing; with
-    labels on both scans, the true change and whether the intervals cover it.
+    labels on both scans, the true change and whether the intervals cover it. ``models``:
+    the models to report (default: those in ``volumes``), so that a model with no scan
+    segmented still gets its pairs' "not measured" rows.
     """
     rules = {(r["model"], r["region"]): r for _, r in calibration.iterrows()}
     by_scan = {(r.model, r.subject, r.region): r for r in volumes.itertuples()}
     rows = []
-    for model in sorted(volumes["model"].unique()):
+    for model in models if models is not None else sorted(volumes["model"].unique()):
         for pair in pairs.to_dict("records"):
             base = {"model": model, "patient": pair["patient"], "baseline": pair["baseline"],
                     "follow_up": pair["follow_up"], "factor_nominal": pair.get("factor", np.nan)}
@@ -154,7 +159,7 @@ def change_table(pairs: pd.DataFrame, volumes: pd.DataFrame, calibration: pd.Dat
                 rows.append(_region_row(base, region, by_scan[(model, pair["baseline"], region)],
                                         by_scan[(model, pair["follow_up"], region)],
                                         rules.get((model, region)), thresholds))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else [*PAIR_KEYS, "status"])
 
 
 def _region_row(base: dict, region: str, before, after, rule_row,

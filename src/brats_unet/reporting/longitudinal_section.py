@@ -109,7 +109,14 @@ def longitudinal_section(change: pd.DataFrame, figures_dir: Path,
     if change.empty:
         return parts + ["<p>No pairs of scans to compare.</p>"]
     measured = change[change["status"].str.startswith("measured")]
-    first = measured.iloc[0] if len(measured) else change.iloc[0]
+    not_measured = change[~change["status"].str.startswith("measured")]
+    if len(not_measured):
+        parts.append("<p>Not measured: " + "; ".join(
+            escape(f"{r.model} {r.patient}: {r.status}") for r in not_measured.itertuples())
+            + ".</p>")
+    if measured.empty:
+        return parts
+    first = measured.iloc[0]
     progression, response = float(first["progression_ratio"]), float(first["response_ratio"])
     coverage = first.get("coverage", np.nan)
     parts.append(
@@ -126,13 +133,6 @@ def longitudinal_section(change: pd.DataFrame, figures_dir: Path,
         "defaults are the volumetric equivalents of RANO's +25 % / -50 % in the product of two "
         "diameters (for a sphere). A measurement aid, not a clinical response assessment; "
         "complete response is never called from volume alone.</p>")
-    not_measured = change[~change["status"].str.startswith("measured")]
-    if len(not_measured):
-        parts.append("<p>Not measured: " + "; ".join(
-            escape(f"{r.model} {r.patient}: {r.status}") for r in not_measured.itertuples())
-            + ".</p>")
-    if measured.empty:
-        return parts
     parts.append(table(["model", "patient", "region", "baseline ml [interval]",
                         "follow-up ml [interval]", "change ml [interval]", "ratio [interval]",
                         "true ratio (change interval)", "call"], _rows(measured)))
