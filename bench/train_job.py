@@ -17,9 +17,9 @@ figures are medians over the epochs after the first and over rounds.
 
 Variants: ``tensorflow`` (the pipeline's TensorFlow job), ``tensorflow-eigen``
 (``TF_ENABLE_ONEDNN_OPTS=0``: TensorFlow's own default on CPUs without AVX512_VNNI,
-AVX512_BF16 or AMX, i.e. what the pipeline ran before it set the variable), ``torch``,
-``torch-channels_first`` (``training.data_format: channels_first``), ``jax`` (XLA compiles
-the step, as ``jit_compile: auto`` does there).
+AVX512_BF16 or AMX, i.e. what the pipeline ran before it set the variable), ``torch``
+(layers channels last), ``torch-channels_first`` (``training.data_format: channels_first``),
+``jax`` (XLA compiles the step, as ``jit_compile: auto`` does there).
 ``--preload``: also each variant with that allocator in ``LD_PRELOAD`` (``+preload`` rows).
 """
 
@@ -129,7 +129,9 @@ def run_row(variant: str, model: str, args, cases: list[str]) -> dict:
         payload = {"model": model, "cases": cases, "n_train": args.n_train, "epochs": args.epochs,
                    "steps": args.steps, "threads": args.threads, "work": work,
                    "config": str(args.config),
-                   "data_format": "channels_first" if "-channels_first" in variant else "auto"}
+                   # pinned: torch's auto layout is channels first, and "torch" means channels last
+                   "data_format": "channels_first" if "-channels_first" in variant
+                   else "channels_last"}
         return run_worker(WORKER, payload, env, f"{variant}/{model}")
 
 

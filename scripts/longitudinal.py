@@ -3,15 +3,23 @@ import pandas as pd
 
 import _bootstrap  # noqa: F401  (the package, also in a conda job environment)
 from brats_unet.evaluation.intervals import rules_for
-from brats_unet.evaluation.longitudinal import ChangeThresholds, change_table, scan_volumes
+from brats_unet.evaluation.longitudinal import (
+    ChangeThresholds,
+    change_table,
+    file_volumes,
+    volume_rows,
+)
 from brats_unet.io import atomic_path
 from brats_unet.logs import job_log
 
 with job_log(snakemake.log[0]) as log:
     p = snakemake.params
+    # each scan's truth once, whatever the number of models
+    truth = {subject: file_volumes(subject, path, label_convention=p.label_convention)
+             for subject, path in p.labels.items()}
     rows = [row for model, subject, path in p.scans
-            for row in scan_volumes(model, subject, path, p.labels.get(subject),
-                                    label_convention=p.label_convention)]
+            for row in volume_rows(model, subject, file_volumes(
+                subject, path, label_convention=p.label_convention), truth.get(subject, {}))]
     volumes = pd.DataFrame(rows, columns=["model", "subject", "region", "volume_pred_ml",
                                           "volume_true_ml"])
     table = change_table(pd.DataFrame(p.pairs), volumes,

@@ -60,13 +60,18 @@ def _qc(args: argparse.Namespace) -> int:
     return 1 if n_bad else 0
 
 
-def _segment(args: argparse.Namespace) -> int:
+def _use_backend(args: argparse.Namespace) -> None:
+    """``--backend``, else KERAS_BACKEND, else auto: set before Keras is imported."""
     import os
 
     if args.backend or "KERAS_BACKEND" not in os.environ:
         from brats_unet.runtime import resolve_backend
 
-        resolve_backend(args.backend or "auto")  # sets KERAS_BACKEND: before Keras is imported
+        resolve_backend(args.backend or "auto")  # sets KERAS_BACKEND
+
+
+def _segment(args: argparse.Namespace) -> int:
+    _use_backend(args)
     from brats_unet.data.validation import InvalidSubject
     from brats_unet.segment import segment_new_patient
 
@@ -102,12 +107,7 @@ def _interval_text(value: float, low: float, high: float, digits: int = 2) -> st
 
 
 def _change(args: argparse.Namespace) -> int:
-    import os
-
-    if args.backend or "KERAS_BACKEND" not in os.environ:
-        from brats_unet.runtime import resolve_backend
-
-        resolve_backend(args.backend or "auto")
+    _use_backend(args)
     from brats_unet.data.validation import InvalidSubject
     from brats_unet.evaluation.longitudinal import ChangeThresholds
     from brats_unet.segment import change_between

@@ -19,11 +19,16 @@ import pandas as pd
 
 import brats_unet.models.unets  # noqa: F401
 import brats_unet.training.losses  # noqa: F401  (registers the custom objects for loading)
-from brats_unet.data.datasets import resolve_dataset
+from brats_unet.data.datasets import Dataset, resolve_dataset
 from brats_unet.data.subjects import CONTRASTS, Problem, SubjectFiles, classify_folder
 from brats_unet.data.validation import load_subject
 from brats_unet.evaluation.intervals import CALIBRATION_COLUMNS, rule_of, rules_for
-from brats_unet.evaluation.longitudinal import ChangeThresholds, change_table, scan_volumes
+from brats_unet.evaluation.longitudinal import (
+    ChangeThresholds,
+    change_table,
+    file_volumes,
+    volume_rows,
+)
 from brats_unet.evaluation.volumetry import tissue_volumes_ml
 from brats_unet.inference.batches import BATCH_RECORD, ERROR_SUFFIX, PROBABILITIES_SUFFIX
 from brats_unet.inference.predict import (
@@ -234,14 +239,14 @@ def volume_intervals(volumes_ml: dict[str, float], calibration: str | os.PathLik
     return out
 
 
-def subject_folder_files(folder: str | os.PathLike, dataset: str = "brats2020") -> SubjectFiles:
+def subject_folder_files(folder: str | os.PathLike, dataset: Dataset) -> SubjectFiles:
     """The four contrasts (and label map, if any) of one BraTS subject folder, named as
     ``dataset`` names them; a ``ValueError`` saying what is wrong otherwise."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: not a folder (a BraTS subject folder of four contrasts)")
     found = classify_folder(folder.name, folder, sorted(p.name for p in folder.iterdir()),
-                            resolve_dataset(dataset, folder.parent))
+                            dataset)
     if isinstance(found, Problem):
         raise ValueError(f"{folder}: {found.file}: {found.problem}")
     return found
@@ -259,14 +264,15 @@ def change_between(model_paths: Sequence[str | os.PathLike], before: str | os.Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, scans = [], {}
     for role, folder in (("before", before), ("after", after)):
-        files = subject_folder_files(folder, dataset)
-        convention = resolve_dataset(dataset, Path(folder).parent).name
-        path = out_dir / f"{files.subject}.{role}.nii.gz"
-        result = segment_new_patient(model_paths, files.images, path,
-                                     label_convention=convention, **options)
+        layout = resolve_dataset(dataset, Path(folder).parent)
+        files = subject_folder_files(folder, layout)
+        result = segment_new_patient(model_paths, files.images,
+                                     out_dir / f"{files.subject}.{role}.nii.gz",
+                                     label_convention=layout.name, **options)
         scans[role] = files.subject
-        rows += scan_volumes(result["architecture"][0], files.subject, path, files.label,
-                             label_convention=convention)
+        rows += volume_rows(result["architecture"][0], files.subject, result["volumes_ml"],
+                            file_volumes(files.subject, files.label,
+                                         label_convention=layout.name))
     if scans["before"] == scans["after"]:
         raise ValueError(f"--before and --after are the same subject ({scans['before']})")
     rules = pd.DataFrame(columns=CALIBRATION_COLUMNS)

@@ -20,7 +20,9 @@ from brats_unet.evaluation.longitudinal import (
     call,
     change_coverage,
     change_table,
+    file_volumes,
     volume_change,
+    volume_rows,
 )
 
 ABSOLUTE_2ML = VolumeCalibration("absolute", 2.0, 40, 0.95, 1.0)
@@ -188,3 +190,20 @@ def test_calibration_table_has_the_necrotic_core_and_change_rules_beside_the_vol
     assert np.isfinite(with_intervals(per_case, both)["volume_pred_high_ml"]).all()
     with pytest.raises(ValueError, match="purpose"):
         calibration_table(cases, purpose="other")
+
+
+def test_file_volumes_from_each_files_own_header_and_rows_without_truth(tmp_path):
+    from brats_unet.io import save_nifti
+
+    labels = np.zeros((10, 10, 10), np.uint8)
+    labels[:2, :5] = 1   # 100 voxels necrosis
+    labels[5:, :2] = 4   # 100 enhancing
+    labels[:, 8:] = 2    # 200 oedema
+    save_nifti(labels, np.diag([2.0, 2.0, 3.0, 1.0]), tmp_path / "seg.nii.gz",
+               pixdim=(2.0, 2.0, 3.0))
+    volumes = file_volumes("S", tmp_path / "seg.nii.gz")
+    assert volumes == pytest.approx({"WT": 4.8, "TC": 2.4, "ET": 1.2, "NCR": 1.2})  # 12 ul
+    assert file_volumes("S", None) == {}
+    rows = volume_rows("m", "S", volumes, {})
+    assert [r["region"] for r in rows] == list(CHANGE_REGIONS)
+    assert all(np.isnan(r["volume_true_ml"]) for r in rows)

@@ -28,7 +28,7 @@ rule report:
         # each model's headline predictor: the model, or its fold ensemble
         predictions=lambda wildcards: expand(
             "results/predictions/{predictor}/{subject}.nii.gz",
-            predictor=[model_predictors(m)[-1] for m in config["model_names"]],
+            predictor=[headline_predictor(m) for m in config["model_names"]],
             subject=split_subjects("test"),
         ),
     output:

@@ -102,20 +102,22 @@ def change_coverage(rule_coverage: float) -> float:
     return round(1 - 2 * (1 - rule_coverage), 9)
 
 
-def scan_volumes(model: str, subject: str, segmentation: str | os.PathLike,
-                 label_map: str | os.PathLike | None = None, *,
-                 label_convention: str = "brats2020") -> list[dict]:
-    """The rows of :func:`change_table`'s ``volumes`` for one scan: each region's volume of the
-    segmentation and, given the scan's label map, of the truth, each from its own header."""
-    predicted, geometry = read_label_map(subject, segmentation, label_convention=label_convention)
-    volumes = tissue_volumes_ml(predicted, geometry.pixdim)
-    truth = {}
-    if label_map is not None:
-        labels, true_geometry = read_label_map(subject, label_map,
-                                               label_convention=label_convention)
-        truth = tissue_volumes_ml(labels, true_geometry.pixdim)
+def file_volumes(subject: str, label_map: str | os.PathLike | None, *,
+                 label_convention: str = "brats2020") -> dict[str, float]:
+    """Each region's volume (ml) of a label map or segmentation file, from its own header; {}
+    for no file."""
+    if label_map is None:
+        return {}
+    labels, geometry = read_label_map(subject, label_map, label_convention=label_convention)
+    return tissue_volumes_ml(labels, geometry.pixdim)
+
+
+def volume_rows(model: str, subject: str, predicted: dict[str, float],
+                truth: dict[str, float]) -> list[dict]:
+    """The rows of :func:`change_table`'s ``volumes`` for one scan from its predicted and true
+    volumes by region (``truth`` empty: an unlabelled scan)."""
     return [{"model": model, "subject": subject, "region": region, "volume_pred_ml": ml,
-             "volume_true_ml": truth.get(region, np.nan)} for region, ml in volumes.items()]
+             "volume_true_ml": truth.get(region, np.nan)} for region, ml in predicted.items()]
 
 
 def _truth(row: dict, before_true: float, after_true: float) -> dict:
@@ -184,4 +186,5 @@ def _region_row(base: dict, region: str, before, after, rule_row,
 
 
 __all__ = ["CALLS", "CHANGE_REGIONS", "ChangeThresholds", "call", "change_coverage",
-           "change_table", "per_scan_coverage", "scan_volumes", "volume_change"]
+           "change_table", "file_volumes", "per_scan_coverage", "volume_change",
+           "volume_rows"]
